@@ -1,0 +1,12 @@
+//! concbench: compares real concurrency models (forked processes, OS threads, epoll loops and
+//! their hybrids) on a library of CPU- and I/O-bound workloads, measured by the kernel's own
+//! accounting.
+//!
+//! The pipeline, one module per stage:
+//! `suite` (TOML → matrix of cells) → `runner` (cell host, warmup, window, repeats, noise
+//! guard) → `model` (units × drivers running `workload` tasks) → `measure` (counters, gate,
+//! histograms, rusage, machine) → `report` (the canonical result struct and its exporters).
+//! `sys` is the only module with `unsafe`.
+
+pub mod sys;
+pub mod workload;

@@ -1,0 +1,16 @@
+//! The only home of `unsafe` in concbench: fork, shared memory, affinity, rusage and `/proc`.
+//!
+//! Everything above this module talks to the kernel through the safe wrappers here, the way
+//! mio fences its syscalls into `sys/`. Each `unsafe` block carries a `// SAFETY:` line.
+
+pub mod affinity;
+pub mod fd;
+pub mod procfs;
+pub mod process;
+pub mod rusage;
+pub mod shm;
+
+pub use affinity::{allowed_cpus, current_cpu, pin_current};
+pub use process::{Child, fork_child};
+pub use rusage::{Rusage, thread_rusage};
+pub use shm::SharedSlice;
