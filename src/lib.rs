@@ -8,5 +8,16 @@
 //! histograms, rusage, machine) → `report` (the canonical result struct and its exporters).
 //! `sys` is the only module with `unsafe`.
 
+pub mod cli;
+pub mod measure;
+pub mod model;
+pub mod report;
+pub mod runner;
+pub mod suite;
 pub mod sys;
 pub mod workload;
+
+/// The git commit this binary was built from (set by build.rs), or "unknown".
+pub fn build_commit() -> &'static str {
+    option_env!("CONCBENCH_COMMIT").unwrap_or("unknown")
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `concbench` binary: all logic lives in the library; see `concbench --help`.
+
+fn main() -> std::process::ExitCode {
+    concbench::cli::main()
+}

@@ -33,6 +33,17 @@ pub fn poll_one(fd: RawFd, write: bool, timeout: Option<Duration>) -> io::Result
     }
 }
 
+/// Closes a raw fd that this process inherited but does not own as an object: a forked child
+/// closing its copy of a pipe end owned by an object in the parent's memory (the child never
+/// runs that object's destructor, so there is no double close).
+pub fn close_inherited(fd: RawFd) {
+    // SAFETY: closing an fd number has no memory-safety effect; the child holds no object that
+    // will use or close this fd again.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 
 pub mod affinity;
 pub mod fd;
-pub mod procfs;
 pub mod process;
+pub mod procfs;
 pub mod rusage;
 pub mod shm;
 

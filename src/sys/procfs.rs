@@ -38,6 +38,16 @@ fn parse_smaps_rollup(text: &str) -> Option<Memory> {
     })
 }
 
+/// CPU time of process `pid`'s main thread in nanoseconds, from `/proc/PID/schedstat` (the
+/// scheduler's own run-time sum, nanosecond resolution).
+pub fn thread_cpu_ns(pid: i32) -> io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad schedstat"))
+}
+
 /// Machine-wide CPU time from the first line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
@@ -129,5 +139,6 @@ mod tests {
         assert!(m.rss_bytes > 0 && m.pss_bytes > 0 && m.pss_bytes <= m.rss_bytes);
         assert!(cpu_times().unwrap().total() > 0);
         assert!(ns_per_tick() > 0);
+        assert!(thread_cpu_ns(std::process::id() as i32).unwrap() > 0);
     }
 }

@@ -11,7 +11,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use super::{Kind, ParamDef, Params, Step, Task, TaskCtx, Unit, Workload, WorkloadDef, WorkloadError};
+use super::{
+    Kind, ParamDef, Params, Step, Task, TaskCtx, Unit, Workload, WorkloadDef, WorkloadError,
+};
 
 // ---------------------------------------------------------------------------------------------
 // spin
@@ -174,7 +176,10 @@ mod tests {
     #[test]
     fn calibrated_spin_runs_ops() {
         let mut w = build_spin(&Params::from_values([
-            ("op_time", super::super::Value::Duration(Duration::from_micros(5))),
+            (
+                "op_time",
+                super::super::Value::Duration(Duration::from_micros(5)),
+            ),
             ("iterations", super::super::Value::Count(0)),
         ]))
         .unwrap();

@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Kind, ParamDef, Params, Step, Task, TaskCtx, Unit, Workload, WorkloadDef, WorkloadError};
+use super::{
+    Kind, ParamDef, Params, Step, Task, TaskCtx, Unit, Workload, WorkloadDef, WorkloadError,
+};
 
 /// `sleep`: wait on a timer for `delay`.
 pub static SLEEP: WorkloadDef = WorkloadDef {

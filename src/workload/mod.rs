@@ -152,6 +152,12 @@ pub trait Workload: Send + Sync {
     /// Builds one task; called inside the worker (thread or process) that runs it.
     fn task(&self, ctx: &TaskCtx) -> Result<Box<dyn Task>, WorkloadError>;
 
+    /// Processes the workload started (a downstream server): the noise guard subtracts their
+    /// CPU time, which belongs to the run.
+    fn helper_pids(&self) -> Vec<i32> {
+        Vec::new()
+    }
+
     /// Values resolved during `prepare` worth recording (e.g. calibrated iterations).
     fn resolved(&self) -> Vec<(String, String)> {
         Vec::new()
@@ -172,6 +178,12 @@ pub struct WorkloadDef {
     pub build: fn(&Params) -> Result<Box<dyn Workload>, WorkloadError>,
 }
 
+impl std::fmt::Debug for WorkloadDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadDef").field("id", &self.id).finish()
+    }
+}
+
 /// Every workload concbench knows. Tests, benches, `list` and reports iterate this.
 pub static REGISTRY: &[&WorkloadDef] = &[
     &cpu::SPIN,
@@ -188,10 +200,17 @@ pub static REGISTRY: &[&WorkloadDef] = &[
 
 /// Looks a workload up by id; the error lists the known ids.
 pub fn find(id: &str) -> Result<&'static WorkloadDef, String> {
-    REGISTRY.iter().copied().find(|d| d.id == id).ok_or_else(|| {
-        let ids: Vec<_> = REGISTRY.iter().map(|d| d.id).collect();
-        format!("unknown workload `{id}`: known workloads are {}", ids.join(", "))
-    })
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|d| d.id == id)
+        .ok_or_else(|| {
+            let ids: Vec<_> = REGISTRY.iter().map(|d| d.id).collect();
+            format!(
+                "unknown workload `{id}`: known workloads are {}",
+                ids.join(", ")
+            )
+        })
 }
 
 /// Resolves raw params and builds the workload in one go.

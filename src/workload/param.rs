@@ -150,7 +150,7 @@ pub fn format_size(b: u64) -> String {
         ("KiB", 1 << 10),
     ];
     for (name, m) in UNITS {
-        if b >= m && b % m == 0 {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{name}", b / m);
         }
     }
@@ -162,7 +162,7 @@ pub fn format_duration(d: Duration) -> String {
     let ns = d.as_nanos();
     for (name, m) in [("s", 1_000_000_000u128), ("ms", 1_000_000), ("us", 1_000)] {
         if ns >= m {
-            return if ns % m == 0 {
+            return if ns.is_multiple_of(m) {
                 format!("{}{name}", ns / m)
             } else {
                 let v = ns as f64 / m as f64;
@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(p.canonical(), "delay=2ms,size=4KiB");
         g.insert("sise".into(), "1".into());
         let e = Params::resolve(DEFS, &g).unwrap_err();
-        assert!(e.contains("unknown parameter `sise`") && e.contains("size, delay"), "{e}");
+        assert!(
+            e.contains("unknown parameter `sise`") && e.contains("size, delay"),
+            "{e}"
+        );
         let mut g = BTreeMap::new();
         g.insert("delay".to_string(), "2 parsecs".to_string());
         let e = Params::resolve(DEFS, &g).unwrap_err();

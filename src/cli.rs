@@ -1,0 +1,205 @@
+//! The command line: parse, call the library, print. Exit codes: 0 success, 1 a run finished
+//! but some cell failed (or an I/O error), 2 bad input (suite file, flags), with a message
+//! naming the problem and the fix.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::report::result::Status;
+use crate::runner::{RunOptions, run_suite};
+use crate::workload::param::{format_duration, parse_duration};
+use crate::{model, suite, workload};
+
+/// concbench: compare real processes, threads and event loops on your machine.
+#[derive(Debug, Parser)]
+#[command(name = "concbench", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a suite (workloads/*.toml) and write results.json and results.csv.
+    Run {
+        /// The suite file, e.g. workloads/quick.toml.
+        suite: PathBuf,
+        /// Output directory [default: results/<suite name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only these models (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        model: Vec<String>,
+        /// Only these workloads (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        workload: Vec<String>,
+        /// Override the suite's measured window, e.g. 500ms.
+        #[arg(long, value_parser = duration_arg)]
+        duration: Option<std::time::Duration>,
+        /// Override the suite's warmup, e.g. 100ms.
+        #[arg(long, value_parser = duration_arg)]
+        warmup: Option<std::time::Duration>,
+        /// Override the suite's repeats.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeats: Option<u32>,
+        /// Do not wait for an idle machine before each window.
+        #[arg(long)]
+        no_idle_wait: bool,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List workloads (with parameters), models, suites and cores.
+    List {
+        /// Directory of suite files.
+        #[arg(long, default_value = "workloads")]
+        suites: PathBuf,
+    },
+    /// Describe this machine and what may distort its numbers.
+    Sys,
+}
+
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("\"{s}\" is not a duration: write e.g. 500ms or 2s"))
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            suite,
+            out,
+            model,
+            workload,
+            duration,
+            warmup,
+            repeats,
+            no_idle_wait,
+            quiet,
+        } => {
+            let mut s = match suite::load(&suite) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = s.filter(&model, &workload) {
+                eprintln!("Error: {e}");
+                return ExitCode::from(2);
+            }
+            if let Some(d) = duration {
+                if d.is_zero() {
+                    eprintln!("Error: --duration must be longer than 0");
+                    return ExitCode::from(2);
+                }
+                s.duration = d;
+            }
+            if let Some(w) = warmup {
+                s.warmup = w;
+            }
+            if let Some(r) = repeats {
+                s.repeats = r;
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from("results").join(&s.name));
+            let opts = RunOptions {
+                out_dir: out.clone(),
+                progress: !quiet,
+                skip_idle_wait: no_idle_wait,
+            };
+            eprintln!(
+                "concbench: suite {} ({} cells × {} repeats, window {}, warmup {}) → {}",
+                s.name,
+                s.cells.len(),
+                s.repeats,
+                format_duration(s.duration),
+                format_duration(s.warmup),
+                out.display()
+            );
+            match run_suite(&s, &opts) {
+                Ok(results) => {
+                    print!("{}", crate::report::table::render(&results));
+                    println!("results: {}", out.join("results.json").display());
+                    let failed = results
+                        .cells
+                        .iter()
+                        .filter(|c| c.status != Status::Ok)
+                        .count();
+                    if failed > 0 {
+                        eprintln!("Error: {failed} cell(s) did not complete: see the notes above");
+                        return ExitCode::from(1);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::List { suites } => {
+            print!("{}", list(&suites));
+            ExitCode::SUCCESS
+        }
+        Command::Sys => {
+            let m = crate::measure::machine::detect();
+            print!("{}", m.render());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn list(suites_dir: &std::path::Path) -> String {
+    let mut out = String::from("WORKLOADS (one op is…)\n");
+    for d in workload::REGISTRY {
+        out.push_str(&format!(
+            "  {:<12} {:<6} {}\n",
+            d.id,
+            format!("{:?}", d.kind).to_lowercase(),
+            d.op
+        ));
+        for p in d.params {
+            out.push_str(&format!(
+                "      {:<12} default {:<8} {}\n",
+                p.name, p.default, p.help
+            ));
+        }
+    }
+    out.push_str("\nMODELS\n");
+    for m in model::REGISTRY {
+        out.push_str(&format!(
+            "  {:<14} {:<8} {:<9} {}\n",
+            m.id,
+            format!("{:?}", m.unit).to_lowercase(),
+            format!("{:?}", m.driver).to_lowercase(),
+            m.who
+        ));
+    }
+    out.push_str(&format!("\nSUITES ({})\n", suites_dir.display()));
+    let mut files: Vec<_> = std::fs::read_dir(suites_dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    for f in files {
+        match suite::load(&f) {
+            Ok(s) => out.push_str(&format!(
+                "  {:<26} {:>3} cells  {}\n",
+                f.display(),
+                s.cells.len(),
+                s.description.lines().next().unwrap_or("")
+            )),
+            Err(e) => out.push_str(&format!("  {:<26} invalid: {e}\n", f.display())),
+        }
+    }
+    let cores = crate::sys::allowed_cpus();
+    out.push_str(&format!(
+        "\nCORES\n  {} logical CPUs, this process may use {:?}\n",
+        num_cpus::get(),
+        cores
+    ));
+    out
+}

@@ -1,0 +1,145 @@
+//! Units: what carries a worker. Threads are scoped threads of the cell host; processes are
+//! forked from it (single-threaded at that point) and send their [`WorkerReport`] back as JSON
+//! through a pipe. Either way the same `run_worker` body runs, and every process is reaped.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use super::UnitKind;
+use super::worker::{WorkerReport, WorkerSpec, run_worker};
+use crate::measure::control::STOP;
+use crate::sys::fd::close_inherited;
+use crate::sys::fork_child;
+
+/// Identifies a running worker for the host: the pid whose memory it lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    /// Process to read `/proc/PID/smaps_rollup` of (0 = the cell host itself, for threads).
+    pub pid: i32,
+}
+
+/// Starts one unit per spec, runs `host` while they work, then collects every report.
+///
+/// `host` drives the phases (gate, warmup, window, stop). Whatever it does, the workers are
+/// told to stop and the gate is opened afterwards, so no worker is left waiting, and every
+/// forked worker is reaped before this returns.
+pub fn run_units<R>(
+    kind: UnitKind,
+    specs: &[WorkerSpec<'_>],
+    host: impl FnOnce(&[Running]) -> R,
+) -> (R, Vec<Result<WorkerReport, String>>) {
+    match kind {
+        UnitKind::Thread => run_threads(specs, host),
+        UnitKind::Process => run_processes(specs, host),
+    }
+}
+
+fn stop_all(specs: &[WorkerSpec<'_>]) {
+    if let Some(s) = specs.first() {
+        s.control.set_phase(STOP);
+        s.gate.open();
+    }
+}
+
+fn run_threads<R>(
+    specs: &[WorkerSpec<'_>],
+    host: impl FnOnce(&[Running]) -> R,
+) -> (R, Vec<Result<WorkerReport, String>>) {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                std::thread::Builder::new()
+                    .name(format!("worker-{}", spec.index))
+                    .spawn_scoped(s, move || run_worker(spec))
+            })
+            .collect();
+        let spawned = handles.iter().filter(|h| h.is_ok()).count();
+        // A failed spawn (EAGAIN) never marks ready: count it as ready-with-error for the host.
+        for _ in spawned..specs.len() {
+            if let Some(s) = specs.first() {
+                s.control.mark_ready();
+            }
+        }
+        let r = host(&[Running { pid: 0 }]);
+        stop_all(specs);
+        let reports = handles
+            .into_iter()
+            .enumerate()
+            .map(|(w, h)| match h {
+                Err(e) => Err(format!("worker {w}: thread spawn failed: {e}")),
+                Ok(h) => h.join().map_err(|p| {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    format!("worker {w}: thread panicked: {msg}")
+                }),
+            })
+            .collect();
+        (r, reports)
+    })
+}
+
+fn run_processes<R>(
+    specs: &[WorkerSpec<'_>],
+    host: impl FnOnce(&[Running]) -> R,
+) -> (R, Vec<Result<WorkerReport, String>>) {
+    let gate_fd = specs.first().and_then(|s| s.gate.writer_fd());
+    let mut children = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let started = std::io::pipe().and_then(|(reader, writer)| {
+            let writer_fd = writer.as_raw_fd();
+            let reader_fd = reader.as_raw_fd();
+            let child = fork_child(|| {
+                if let Some(g) = gate_fd {
+                    close_inherited(g);
+                }
+                close_inherited(reader_fd);
+                let report = run_worker(spec);
+                let mut out = std::io::BufWriter::new(&writer);
+                let ok = serde_json::to_writer(&mut out, &report).is_ok() && out.flush().is_ok();
+                let _ = writer_fd;
+                if ok { 0 } else { 3 }
+            });
+            drop(writer);
+            child.map(|c| (c, reader))
+        });
+        match started {
+            Ok(c) => children.push(Ok(c)),
+            Err(e) => {
+                spec.control.mark_ready();
+                children.push(Err(format!("worker {}: fork failed: {e}", spec.index)));
+            }
+        }
+    }
+    let running: Vec<Running> = children
+        .iter()
+        .filter_map(|c| c.as_ref().ok().map(|(c, _)| Running { pid: c.pid() }))
+        .collect();
+    let r = host(&running);
+    stop_all(specs);
+    let reports = children
+        .into_iter()
+        .enumerate()
+        .map(|(w, c)| {
+            let (mut child, mut reader) = c?;
+            let mut buf = Vec::new();
+            let read = reader.read_to_end(&mut buf);
+            let exit = child
+                .wait()
+                .map_err(|e| format!("worker {w}: waitpid: {e}"))?;
+            read.map_err(|e| format!("worker {w}: reading its report: {e}"))?;
+            if buf.is_empty() || !exit.success() {
+                return Err(format!(
+                    "worker {w} (pid {}) died before reporting: {}",
+                    child.pid(),
+                    exit.describe()
+                ));
+            }
+            serde_json::from_slice(&buf).map_err(|e| format!("worker {w}: bad report: {e}"))
+        })
+        .collect();
+    (r, reports)
+}

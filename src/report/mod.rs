@@ -1,0 +1,26 @@
+//! Results and their exporters. [`result::Results`] is the one canonical struct; `json`,
+//! `csv` and `table` only read it, so every output agrees by construction.
+
+pub mod csv;
+pub mod json;
+pub mod result;
+pub mod table;
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// A reader (or a crash) sees the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".concbench-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The canonical result struct: every exporter (JSON, CSV, the summary table, reports) reads
+//! [`Results`], nothing else. Serialized as `results.json`; the schema is versioned and
+//! documented field by field in `results/README.md`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::machine::Machine;
+use crate::measure::noise::Noise;
+use crate::model::{DriverKind, Load, Pin, UnitKind};
+
+/// Version of the results.json schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run of a suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// Schema version of this file.
+    pub schema_version: u32,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Warnings about the machine (VM, SMT, governor, debug build).
+    pub machine_warnings: Vec<String>,
+    /// What ran.
+    pub suite: SuiteInfo,
+    /// Unix time (seconds) the run started.
+    pub started_unix: u64,
+    /// Unix time (seconds) of the last write.
+    pub updated_unix: u64,
+    /// True once every cell finished every repeat.
+    pub complete: bool,
+    /// True when the run was interrupted before finishing.
+    pub interrupted: bool,
+    /// One entry per cell of the matrix, in suite order.
+    pub cells: Vec<CellResult>,
+}
+
+/// The tool that wrote the results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    /// "concbench".
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+    /// Git commit it was built from.
+    pub commit: String,
+}
+
+/// The suite that ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteInfo {
+    /// Suite name.
+    pub name: String,
+    /// Suite file path as given.
+    pub file: String,
+    /// What the suite shows.
+    pub description: String,
+    /// Warmup before each window, nanoseconds.
+    pub warmup_ns: u64,
+    /// Measured window, nanoseconds.
+    pub duration_ns: u64,
+    /// Windows per cell.
+    pub repeats: u32,
+    /// Noise threshold (share of the machine, 0..1).
+    pub noise_threshold: f64,
+}
+
+/// Status of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Not run yet.
+    Pending,
+    /// Every repeat so far ran and measured.
+    Ok,
+    /// A repeat failed: see `error`.
+    Failed,
+    /// A repeat exceeded its time budget and was killed.
+    TimedOut,
+}
+
+/// Median and range of a figure over repeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Median over repeats.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// Median, min and max of `v` (zeros when empty).
+    pub fn of(v: &[f64]) -> Spread {
+        if v.is_empty() {
+            return Spread::default();
+        }
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let n = s.len();
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: s[0],
+            max: s[n - 1],
+        }
+    }
+}
+
+/// Latency percentiles in nanoseconds, from HdrHistogram (3 significant digits), merged over
+/// every worker and repeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest recorded.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Ops recorded.
+    pub count: u64,
+}
+
+/// Context switches per op, from the workers' `getrusage(RUSAGE_THREAD)` over their windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Switches {
+    /// Voluntary (blocked: I/O, sleep, futex).
+    pub voluntary: f64,
+    /// Involuntary (preempted).
+    pub involuntary: f64,
+}
+
+/// CPU nanoseconds per op, from the workers' `getrusage(RUSAGE_THREAD)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuPerOp {
+    /// User mode.
+    pub user: f64,
+    /// Kernel mode.
+    pub sys: f64,
+}
+
+/// One measured window of a cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Repeat index (0-based).
+    pub repeat: u32,
+    /// Ops completed in the window (sum of the shared counters' deltas).
+    pub ops: u64,
+    /// Window length, nanoseconds (host clock).
+    pub window_ns: u64,
+    /// ops / window.
+    pub ops_per_sec: f64,
+    /// Each worker's ops/s in the window.
+    pub per_worker_ops_per_sec: Vec<f64>,
+    /// What the noise guard saw.
+    pub noise: Noise,
+}
+
+/// Where a worker ran, as the kernel reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerPlacement {
+    /// Worker index.
+    pub worker: usize,
+    /// Process id (distinct per worker for process models, shared for thread models).
+    pub pid: i32,
+    /// Thread id.
+    pub tid: i32,
+    /// Core the harness assigned, if pinned.
+    pub assigned_core: Option<usize>,
+    /// Cores the kernel allowed, read back after pinning.
+    pub allowed_cpus: Vec<usize>,
+    /// Core it was on when it stopped.
+    pub last_cpu: i32,
+    /// Tasks it ran.
+    pub tasks: usize,
+}
+
+/// Everything measured for one cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellResult {
+    /// `workload/params/model/wN/tN/pin/load`.
+    pub id: String,
+    /// Workload id.
+    pub workload: String,
+    /// Parameters, formatted with units.
+    pub params: BTreeMap<String, String>,
+    /// Values the workload resolved when prepared (calibrated iterations, server address).
+    pub resolved: BTreeMap<String, String>,
+    /// Model id.
+    pub model: String,
+    /// Thread or process.
+    pub unit: UnitKind,
+    /// Blocking or loop.
+    pub driver: DriverKind,
+    /// Workers (W).
+    pub workers: usize,
+    /// Tasks (T).
+    pub tasks: usize,
+    /// Pinning.
+    pub pin: Pin,
+    /// Load shape.
+    pub load: Load,
+    /// Pending, ok, failed or timed-out.
+    pub status: Status,
+    /// What went wrong, when status is failed or timed-out.
+    pub error: Option<String>,
+    /// Windows measured so far.
+    pub repeats_done: u32,
+    /// Throughput over repeats (ops/s).
+    pub ops_per_sec: Spread,
+    /// Slowest and fastest worker's ops/s over all repeats.
+    pub per_worker_ops_per_sec: Spread,
+    /// The W=1 cell of the same series × W: perfect linear scaling (None without a W=1 cell).
+    pub linear_reference_ops_per_sec: Option<f64>,
+    /// ops_per_sec.median / linear reference.
+    pub scaling_efficiency: Option<f64>,
+    /// Latency percentiles.
+    pub latency_ns: Latency,
+    /// Context switches per op.
+    pub ctx_switches_per_op: Switches,
+    /// CPU time per op.
+    pub cpu_ns_per_op: CpuPerOp,
+    /// Minor page faults per op.
+    pub minor_faults_per_op: f64,
+    /// Resident memory of the cell (host process plus worker processes), bytes, median over repeats.
+    pub rss_bytes: u64,
+    /// Proportional memory of the cell (COW pages split among sharers), bytes.
+    pub pss_bytes: u64,
+    /// rss_bytes / workers.
+    pub rss_per_worker_bytes: u64,
+    /// pss_bytes / workers.
+    pub pss_per_worker_bytes: u64,
+    /// Where each worker ran (last repeat).
+    pub placement: Vec<WorkerPlacement>,
+    /// Worst noise over repeats (highest other-CPU share), with total re-runs.
+    pub noise: Noise,
+    /// Every measured window.
+    pub samples: Vec<Sample>,
+    /// Things a reader must know about this cell (oversubscribed, unpinned, noisy).
+    pub warnings: Vec<String>,
+}

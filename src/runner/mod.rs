@@ -1,0 +1,440 @@
+//! The runner: runs a suite's cells and keeps the results on disk.
+//!
+//! Repeats are interleaved (repeat 0 of every cell, then repeat 1 of every cell, …) so slow
+//! drift of the machine hits all models alike. Before each window the noise guard waits
+//! (bounded) for an idle machine; a window it flags is re-run (bounded) and the result says
+//! so. Each window runs in a fresh forked cell host under a watchdog: a host that overruns its
+//! budget is killed and the cell recorded as timed out, and the suite goes on. After every
+//! window `results.json` and `results.csv` are rewritten atomically (temp file + rename).
+
+pub mod cell;
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::Deserializer;
+
+use self::cell::{RunSample, Timing, measure_once};
+use crate::measure::machine::{self, Machine};
+use crate::measure::noise::{self, Noise, NoiseConfig};
+use crate::measure::recorder::new_histogram;
+use crate::report::result::{
+    CellResult, CpuPerOp, Latency, Results, Sample, Spread, Status, SuiteInfo, Switches, Tool,
+};
+use crate::report::{csv, json};
+use crate::suite::{Cell, Suite, TasksSpec};
+use crate::sys::{Rusage, fork_child};
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Directory for results.json and results.csv (created if missing).
+    pub out_dir: PathBuf,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Skip the wait for an idle machine (tests).
+    pub skip_idle_wait: bool,
+}
+
+/// How one window ended.
+#[derive(Debug)]
+pub enum WindowError {
+    /// The cell host overran its budget and was killed.
+    TimedOut(Duration),
+    /// The cell failed; the message says where.
+    Failed(String),
+}
+
+/// Per-cell accumulation over repeats.
+#[derive(Default)]
+struct Acc {
+    samples: Vec<Sample>,
+    hist: Option<Histogram<u64>>,
+    rusage: Rusage,
+    window_ops: u64,
+    rss: Vec<u64>,
+    pss: Vec<u64>,
+    last: Option<RunSample>,
+    reruns: u32,
+    status: Option<(Status, String)>,
+}
+
+/// The wall-clock budget of one window: setup allowance + warmup + window + teardown.
+pub fn window_budget(t: Timing) -> Duration {
+    cell::SETUP_TIMEOUT + t.warmup + t.duration + Duration::from_secs(30)
+}
+
+/// Runs `suite`, writing results after every window; returns the final results.
+pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
+    use anyhow::Context;
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("creating the output directory {}", opts.out_dir.display()))?;
+    // Read the cores before anything pins: the harness itself is never pinned.
+    let cores = crate::sys::allowed_cpus();
+    let machine = machine::detect();
+    let timing = Timing {
+        warmup: suite.warmup,
+        duration: suite.duration,
+    };
+    let mut results = new_results(suite, &machine);
+    let mut accs: Vec<Acc> = suite.cells.iter().map(|_| Acc::default()).collect();
+    write_all(&results, &opts.out_dir)?;
+
+    let total = suite.cells.len() as u64 * suite.repeats as u64;
+    let bar = progress_bar(total, opts.progress);
+    let scratch_root = std::env::temp_dir();
+    for repeat in 0..suite.repeats {
+        for (ci, c) in suite.cells.iter().enumerate() {
+            bar.set_message(c.id.clone());
+            if matches!(
+                accs[ci].status,
+                Some((Status::Failed | Status::TimedOut, _))
+            ) {
+                bar.inc(1);
+                continue;
+            }
+            let mut reruns = 0;
+            let outcome = loop {
+                let idle = if opts.skip_idle_wait {
+                    None
+                } else {
+                    Some(noise::wait_for_idle(&suite.noise))
+                };
+                let r = run_window(c, timing, &cores, &suite.noise, &scratch_root);
+                match r {
+                    Ok(mut s) => {
+                        if let Some(w) = idle {
+                            s.noise.idle_wait_ms = w.waited.as_millis() as u64;
+                            s.noise.busy_at_start = !w.idle;
+                        }
+                        if s.noise.flagged && reruns < suite.noise.max_reruns {
+                            reruns += 1;
+                            continue;
+                        }
+                        s.noise.reruns = reruns;
+                        break Ok(s);
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            let acc = &mut accs[ci];
+            acc.reruns += reruns;
+            match outcome {
+                Ok(s) => add_sample(acc, repeat, s),
+                Err(WindowError::TimedOut(d)) => {
+                    acc.status = Some((
+                        Status::TimedOut,
+                        format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
+                    ))
+                }
+                Err(WindowError::Failed(e)) => {
+                    acc.status = Some((Status::Failed, format!("repeat {repeat}: {e}")))
+                }
+            }
+            results.cells[ci] = to_result(c, acc, &cores);
+            fill_linear_refs(&mut results.cells, &suite.cells);
+            results.updated_unix = unix_now();
+            write_all(&results, &opts.out_dir)?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    results.complete = true;
+    results.updated_unix = unix_now();
+    write_all(&results, &opts.out_dir)?;
+    Ok(results)
+}
+
+fn progress_bar(total: u64, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} windows  {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn write_all(results: &Results, dir: &Path) -> anyhow::Result<()> {
+    json::write_atomic(results, &dir.join("results.json"))?;
+    csv::write_atomic(results, &dir.join("results.csv"))?;
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn new_results(suite: &Suite, machine: &Machine) -> Results {
+    let now = unix_now();
+    Results {
+        schema_version: crate::report::result::SCHEMA_VERSION,
+        tool: Tool {
+            name: "concbench".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: crate::build_commit().into(),
+        },
+        machine: machine.clone(),
+        machine_warnings: machine.warnings(),
+        suite: SuiteInfo {
+            name: suite.name.clone(),
+            file: suite.path.display().to_string(),
+            description: suite.description.clone(),
+            warmup_ns: suite.warmup.as_nanos() as u64,
+            duration_ns: suite.duration.as_nanos() as u64,
+            repeats: suite.repeats,
+            noise_threshold: suite.noise.threshold,
+        },
+        started_unix: now,
+        updated_unix: now,
+        complete: false,
+        interrupted: false,
+        cells: suite
+            .cells
+            .iter()
+            .map(|c| to_result(c, &Acc::default(), &[]))
+            .collect(),
+    }
+}
+
+/// Runs one window of `c` in a fresh forked cell host, under a watchdog.
+pub fn run_window(
+    c: &Cell,
+    timing: Timing,
+    cores: &[usize],
+    noise_cfg: &NoiseConfig,
+    scratch_root: &Path,
+) -> Result<RunSample, WindowError> {
+    let failed = |e: String| WindowError::Failed(e);
+    let (mut reader, writer) =
+        std::io::pipe().map_err(|e| failed(format!("creating a pipe: {e}")))?;
+    let reader_fd = reader.as_raw_fd();
+    let mut host = fork_child(|| {
+        crate::sys::fd::close_inherited(reader_fd);
+        let r = measure_once(c, timing, cores, noise_cfg, scratch_root);
+        let ok = serde_json::to_writer(&writer, &r).is_ok();
+        if ok { 0 } else { 3 }
+    })
+    .map_err(|e| failed(format!("forking the cell host: {e}")))?;
+    drop(writer);
+
+    let budget = window_budget(timing);
+    let deadline = Instant::now() + budget;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = crate::sys::fd::poll_one(reader_fd, false, Some(left))
+            .map_err(|e| failed(format!("waiting for the cell host: {e}")))?;
+        if !ready {
+            let _ = host.kill_and_reap();
+            return Err(WindowError::TimedOut(budget));
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(failed(format!("reading the cell host's result: {e}"))),
+        }
+    }
+    let exit = host
+        .wait()
+        .map_err(|e| failed(format!("waiting for the cell host: {e}")))?;
+    if buf.is_empty() {
+        return Err(failed(format!(
+            "the cell host (pid {}) died without a result: {}",
+            host.pid(),
+            exit.describe()
+        )));
+    }
+    let r: Result<RunSample, String> = serde_json::from_slice(&buf)
+        .map_err(|e| failed(format!("bad result from the cell host: {e}")))?;
+    r.map_err(WindowError::Failed)
+}
+
+fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {
+    let secs = s.window_ns as f64 / 1e9;
+    let ops = s.ops();
+    acc.samples.push(Sample {
+        repeat,
+        ops,
+        window_ns: s.window_ns,
+        ops_per_sec: if secs > 0.0 { ops as f64 / secs } else { 0.0 },
+        per_worker_ops_per_sec: s
+            .per_worker_ops
+            .iter()
+            .map(|&o| if secs > 0.0 { o as f64 / secs } else { 0.0 })
+            .collect(),
+        noise: s.noise.clone(),
+    });
+    if let Ok(h) = Deserializer::new().deserialize::<u64, _>(&mut s.histogram.as_slice()) {
+        let merged = acc.hist.get_or_insert_with(new_histogram);
+        let _ = merged.add(&h);
+    }
+    acc.rusage = acc.rusage.add(&s.rusage);
+    acc.window_ops += s.worker_window_ops;
+    acc.rss.push(s.rss_bytes);
+    acc.pss.push(s.pss_bytes);
+    acc.last = Some(s);
+}
+
+fn to_result(c: &Cell, acc: &Acc, cores: &[usize]) -> CellResult {
+    let (status, error) = match &acc.status {
+        Some((s, e)) => (*s, Some(e.clone())),
+        None if acc.samples.is_empty() => (Status::Pending, None),
+        None => (Status::Ok, None),
+    };
+    let tput: Vec<f64> = acc.samples.iter().map(|s| s.ops_per_sec).collect();
+    let per_worker: Vec<f64> = acc
+        .samples
+        .iter()
+        .flat_map(|s| s.per_worker_ops_per_sec.iter().copied())
+        .collect();
+    let latency = acc.hist.as_ref().map(latency_of).unwrap_or_default();
+    let per_op = |x: u64| {
+        if acc.window_ops == 0 {
+            0.0
+        } else {
+            x as f64 / acc.window_ops as f64
+        }
+    };
+    let median_u64 =
+        |v: &[u64]| Spread::of(&v.iter().map(|&x| x as f64).collect::<Vec<_>>()).median as u64;
+    let rss = median_u64(&acc.rss);
+    let pss = median_u64(&acc.pss);
+    let mut worst = acc
+        .samples
+        .iter()
+        .map(|s| s.noise.clone())
+        .max_by(|a, b| a.other_cpu.total_cmp(&b.other_cpu))
+        .unwrap_or_default();
+    worst.reruns = acc.reruns;
+    worst.flagged = acc.samples.iter().any(|s| s.noise.flagged);
+    let mut warnings = Vec::new();
+    if !cores.is_empty() && c.workers > cores.len() {
+        warnings.push(format!(
+            "oversubscribed: {} workers on {} cores",
+            c.workers,
+            cores.len()
+        ));
+    }
+    if c.pin == crate::model::Pin::None {
+        warnings.push("unpinned: the scheduler placed and moved the workers".into());
+    }
+    if worst.flagged {
+        warnings.push(format!(
+            "noisy: other processes used {:.0}% and steal {:.0}% of the machine in the worst window, after {} re-runs",
+            worst.other_cpu * 100.0,
+            worst.steal * 100.0,
+            acc.reruns
+        ));
+    }
+    if acc.samples.iter().any(|s| s.noise.busy_at_start) {
+        warnings.push(
+            "the machine was busy before a window and did not become idle within the wait".into(),
+        );
+    }
+    CellResult {
+        id: c.id.clone(),
+        workload: c.workload.id.into(),
+        params: c.params.to_map(),
+        resolved: acc
+            .last
+            .as_ref()
+            .map(|s| s.resolved.clone())
+            .unwrap_or_default(),
+        model: c.model.id.into(),
+        unit: c.model.unit,
+        driver: c.model.driver,
+        workers: c.workers,
+        tasks: c.tasks,
+        pin: c.pin,
+        load: c.load,
+        status,
+        error,
+        repeats_done: acc.samples.len() as u32,
+        ops_per_sec: Spread::of(&tput),
+        per_worker_ops_per_sec: Spread::of(&per_worker),
+        linear_reference_ops_per_sec: None,
+        scaling_efficiency: None,
+        latency_ns: latency,
+        ctx_switches_per_op: Switches {
+            voluntary: per_op(acc.rusage.voluntary),
+            involuntary: per_op(acc.rusage.involuntary),
+        },
+        cpu_ns_per_op: CpuPerOp {
+            user: per_op(acc.rusage.user_ns),
+            sys: per_op(acc.rusage.sys_ns),
+        },
+        minor_faults_per_op: per_op(acc.rusage.minor_faults),
+        rss_bytes: rss,
+        pss_bytes: pss,
+        rss_per_worker_bytes: rss / c.workers as u64,
+        pss_per_worker_bytes: pss / c.workers as u64,
+        placement: acc
+            .last
+            .as_ref()
+            .map(|s| s.placement.clone())
+            .unwrap_or_default(),
+        noise: if acc.samples.is_empty() {
+            Noise::default()
+        } else {
+            worst
+        },
+        samples: acc.samples.clone(),
+        warnings,
+    }
+}
+
+/// Percentiles of a histogram.
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
+    Latency {
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+        mean: h.mean(),
+        count: h.len(),
+    }
+}
+
+/// Sets each cell's linear reference: the ops/s of the W=1 cell of the same series (same
+/// workload, params, model, pin, load and task rule) × W.
+pub fn fill_linear_refs(results: &mut [CellResult], cells: &[Cell]) {
+    for i in 0..cells.len() {
+        let c = &cells[i];
+        let base = cells.iter().position(|b| {
+            b.workers == 1
+                && b.workload.id == c.workload.id
+                && b.params == c.params
+                && b.model.id == c.model.id
+                && b.pin == c.pin
+                && b.load == c.load
+                && b.tasks_spec == c.tasks_spec
+                && match c.tasks_spec {
+                    TasksSpec::PerWorker => true,
+                    TasksSpec::Fixed(_) => b.tasks == c.tasks,
+                }
+        });
+        let reference = base
+            .filter(|&b| results[b].repeats_done > 0)
+            .map(|b| results[b].ops_per_sec.median * c.workers as f64);
+        results[i].linear_reference_ops_per_sec = reference;
+        results[i].scaling_efficiency = reference
+            .filter(|&r| r > 0.0 && results[i].repeats_done > 0)
+            .map(|r| results[i].ops_per_sec.median / r);
+    }
+}

@@ -1,0 +1,722 @@
+//! Suites: `workloads/*.toml` → the matrix of cells to run, validated with clear errors.
+//!
+//! A suite file has top-level settings (name, warmup, duration, repeats, noise threshold) and
+//! one or more `[[matrix]]` tables; each expands to workload × params × model × workers ×
+//! tasks × pin × load. Every value is read with its byte span, so any error names the file,
+//! line, column and key, and says how to fix it. The format is documented in
+//! `workloads/README.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use crate::measure::noise::NoiseConfig;
+use crate::model::{self, Load, ModelDef, Pin};
+use crate::workload::{self, Params, WorkloadDef};
+
+/// A bad suite file: where, which key, what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {key}: {message}")]
+pub struct SuiteError {
+    /// The suite file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The key at fault (`matrix[2].workers`).
+    pub key: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+/// How many tasks a cell has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TasksSpec {
+    /// A fixed number of tasks, whatever the worker count.
+    Fixed(usize),
+    /// One task per worker (T = W).
+    PerWorker,
+}
+
+/// One cell of the matrix: everything needed to run it.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// `workload/params/model/wN/tN/pin/load`: the same string in CLI, JSON, CSV, reports.
+    pub id: String,
+    /// The workload kind.
+    pub workload: &'static WorkloadDef,
+    /// Parameters as written (name → raw value), for building the workload in the cell host.
+    pub params_raw: BTreeMap<String, String>,
+    /// Parameters resolved and typed (defaults filled in).
+    pub params: Params,
+    /// The model.
+    pub model: &'static ModelDef,
+    /// Workers (W).
+    pub workers: usize,
+    /// Tasks (T).
+    pub tasks: usize,
+    /// How T was given (for finding the 1-worker reference of a scaling series).
+    pub tasks_spec: TasksSpec,
+    /// Pinning.
+    pub pin: Pin,
+    /// Load shape.
+    pub load: Load,
+}
+
+/// A parsed suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Suite name (defaults to the file stem).
+    pub name: String,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// What the suite shows.
+    pub description: String,
+    /// Warmup before each measured window.
+    pub warmup: Duration,
+    /// Length of each measured window.
+    pub duration: Duration,
+    /// Measured windows per cell (interleaved across cells).
+    pub repeats: u32,
+    /// Noise guard settings.
+    pub noise: NoiseConfig,
+    /// The expanded matrix, in file order.
+    pub cells: Vec<Cell>,
+}
+
+/// Largest worker count accepted (each worker is a thread or process).
+pub const MAX_WORKERS: usize = 4096;
+/// Largest task count accepted (each task may hold a socket).
+pub const MAX_TASKS: usize = 100_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    name: Option<Spanned<String>>,
+    description: Option<String>,
+    warmup: Option<Spanned<Value>>,
+    duration: Option<Spanned<Value>>,
+    repeats: Option<Spanned<Value>>,
+    noise_threshold: Option<Spanned<Value>>,
+    noise_reruns: Option<Spanned<Value>>,
+    #[serde(default)]
+    matrix: Vec<Spanned<MatrixFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    workload: Spanned<Value>,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<Value>>,
+    models: Spanned<Value>,
+    workers: Option<Spanned<Value>>,
+    tasks: Option<Spanned<Value>>,
+    pin: Option<Spanned<Value>>,
+    load: Option<Spanned<Value>>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> SuiteError {
+        let (line, column) = line_col(self.text, span.start);
+        SuiteError {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column of byte offset `at`.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(at, |nl| at - nl - 1) + 1;
+    (line, column)
+}
+
+/// Reads and parses a suite file.
+pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SuiteError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        key: "file".into(),
+        message: format!("cannot read the suite: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses suite text (`path` names it in errors and sets the default name).
+pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
+    let file = path.display().to_string();
+    let cx = Ctx { file: &file, text };
+    let raw: SuiteFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().to_string();
+        let key = key_at(text, span.start).unwrap_or_else(|| "syntax".into());
+        cx.err(span, &key, fix_serde_message(&msg))
+    })?;
+    let name = match &raw.name {
+        Some(n) if n.get_ref().trim().is_empty() => {
+            return Err(cx.err(
+                n.span(),
+                "name",
+                "the suite name is empty: give it a short name",
+            ));
+        }
+        Some(n) => n.get_ref().clone(),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "suite".into()),
+    };
+    let warmup = opt_duration(&cx, raw.warmup.as_ref(), "warmup", "500ms")?;
+    let duration = opt_duration(&cx, raw.duration.as_ref(), "duration", "2s")?;
+    if duration.is_zero() {
+        let span = raw.duration.as_ref().map(|d| d.span()).unwrap_or(0..0);
+        return Err(cx.err(
+            span,
+            "duration",
+            "the measured window must be longer than 0: e.g. \"2s\"",
+        ));
+    }
+    if duration > Duration::from_secs(3600) || warmup > Duration::from_secs(3600) {
+        return Err(cx.err(
+            0..0,
+            "duration",
+            "warmup and duration must each be at most 1 hour",
+        ));
+    }
+    let repeats = match &raw.repeats {
+        None => 3,
+        Some(v) => match v.get_ref() {
+            Value::Integer(n) if (1..=1000).contains(n) => *n as u32,
+            _ => {
+                return Err(cx.err(
+                    v.span(),
+                    "repeats",
+                    "must be a whole number from 1 to 1000, e.g. repeats = 3",
+                ));
+            }
+        },
+    };
+    let mut noise = NoiseConfig::default();
+    if let Some(v) = &raw.noise_threshold {
+        noise.threshold = match v.get_ref() {
+            Value::String(s) => parse_percent(s),
+            Value::Float(f) if (0.0..=1.0).contains(f) => Some(*f),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            cx.err(
+                v.span(),
+                "noise_threshold",
+                "must be a percentage such as \"10%\" (0% to 100%)",
+            )
+        })?;
+    }
+    if let Some(v) = &raw.noise_reruns {
+        noise.max_reruns = match v.get_ref() {
+            Value::Integer(n) if (0..=10).contains(n) => *n as u32,
+            _ => {
+                return Err(cx.err(
+                    v.span(),
+                    "noise_reruns",
+                    "must be a whole number from 0 to 10",
+                ));
+            }
+        };
+    }
+    if raw.matrix.is_empty() {
+        return Err(cx.err(0..0, "matrix", "the suite has no [[matrix]] table: add one naming a workload and models (see workloads/README.md)"));
+    }
+    let mut cells = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (mi, m) in raw.matrix.iter().enumerate() {
+        let (line, _) = line_col(text, m.span().start);
+        for cell in expand(&cx, mi, m.get_ref())? {
+            if let Some(prev) = seen.insert(cell.id.clone(), line) {
+                if prev != line {
+                    return Err(cx.err(m.span(), &format!("matrix[{mi}]"), format!("cell {} is also produced by the matrix at line {prev}: remove one of them", cell.id)));
+                }
+                continue;
+            }
+            cells.push(cell);
+        }
+    }
+    Ok(Suite {
+        name,
+        path: path.to_path_buf(),
+        description: raw.description.unwrap_or_default(),
+        warmup,
+        duration,
+        repeats,
+        noise,
+        cells,
+    })
+}
+
+/// The dotted key whose value starts at byte `at`, best effort (for serde errors).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let (line, _) = line_col(text, at);
+    let l = text.lines().nth(line.saturating_sub(1))?;
+    let key = l.split('=').next()?.trim().trim_matches(['[', ']']).trim();
+    (!key.is_empty() && key.len() < 60).then(|| key.to_string())
+}
+
+fn fix_serde_message(msg: &str) -> String {
+    if msg.starts_with("unknown field") {
+        format!("{msg}: remove it or fix its spelling")
+    } else if msg.starts_with("missing field") {
+        format!("{msg}: add it (see workloads/README.md)")
+    } else {
+        msg.to_string()
+    }
+}
+
+fn parse_percent(s: &str) -> Option<f64> {
+    let v: f64 = s.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (0.0..=100.0).contains(&v).then_some(v / 100.0)
+}
+
+fn opt_duration(
+    cx: &Ctx<'_>,
+    v: Option<&Spanned<Value>>,
+    key: &str,
+    default: &str,
+) -> Result<Duration, SuiteError> {
+    match v {
+        None => Ok(workload::param::parse_duration(default).expect("valid default")),
+        Some(v) => match v.get_ref() {
+            Value::String(s) => workload::param::parse_duration(s),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            cx.err(
+                v.span(),
+                key,
+                format!(
+                    "{} is not a duration: write it as a string such as \"500ms\" or \"2s\"",
+                    show(v.get_ref())
+                ),
+            )
+        }),
+    }
+}
+
+fn show(v: &Value) -> String {
+    v.to_string()
+}
+
+/// A value or a list of values, each with its span.
+fn items(v: &Spanned<Value>) -> Vec<(Value, std::ops::Range<usize>)> {
+    match v.get_ref() {
+        Value::Array(a) => a.iter().map(|x| (x.clone(), v.span())).collect(),
+        x => vec![(x.clone(), v.span())],
+    }
+}
+
+fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteError> {
+    let k = |key: &str| format!("matrix[{mi}].{key}");
+    let def = match m.workload.get_ref() {
+        Value::String(s) => {
+            workload::find(s).map_err(|e| cx.err(m.workload.span(), &k("workload"), e))?
+        }
+        _ => return Err(cx.err(
+            m.workload.span(),
+            &k("workload"),
+            "must be a workload id string, e.g. workload = \"spin\" (`concbench list` shows them)",
+        )),
+    };
+    // Params: each may be a single value or a list; the cells take their cartesian product.
+    let mut param_lists: Vec<(String, Vec<String>, std::ops::Range<usize>)> = Vec::new();
+    for (name, v) in &m.params {
+        let mut vals = Vec::new();
+        for (x, _) in items(v) {
+            let raw =
+                match x {
+                    Value::String(s) => s,
+                    Value::Integer(n) => n.to_string(),
+                    Value::Boolean(b) => b.to_string(),
+                    Value::Float(f) => f.to_string(),
+                    other => return Err(cx.err(
+                        v.span(),
+                        &k(&format!("params.{name}")),
+                        format!(
+                            "{} is not a parameter value: use a string like \"4KiB\" or a number",
+                            show(&other)
+                        ),
+                    )),
+                };
+            vals.push(raw);
+        }
+        if vals.is_empty() {
+            return Err(cx.err(
+                v.span(),
+                &k(&format!("params.{name}")),
+                "the list is empty: give at least one value",
+            ));
+        }
+        param_lists.push((name.clone(), vals, v.span()));
+    }
+    let mut combos: Vec<BTreeMap<String, String>> = vec![BTreeMap::new()];
+    for (name, vals, _) in &param_lists {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                vals.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.insert(name.clone(), v.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut resolved = Vec::new();
+    for raw in combos {
+        let params = Params::resolve(def.params, &raw).map_err(|e| {
+            // Point at the offending parameter when we can tell which.
+            let span = param_lists
+                .iter()
+                .find(|(n, _, _)| e.contains(&format!("`{n}`")))
+                .map(|(_, _, s)| s.clone())
+                .unwrap_or(m.workload.span());
+            cx.err(span, &k("params"), format!("{e} (workload `{}`)", def.id))
+        })?;
+        (def.build)(&params).map_err(|e| {
+            cx.err(
+                m.workload.span(),
+                &k("params"),
+                format!("{e} (workload `{}`)", def.id),
+            )
+        })?;
+        resolved.push((raw, params));
+    }
+
+    let mut models: Vec<&'static ModelDef> = Vec::new();
+    for (x, span) in items(&m.models) {
+        match x {
+            Value::String(s) => models.push(model::find(&s).map_err(|e| cx.err(span, &k("models"), e))?),
+            _ => return Err(cx.err(span, &k("models"), "must be a list of model ids, e.g. models = [\"event-loop\", \"threads\", \"processes\"]")),
+        }
+    }
+    if models.is_empty() {
+        return Err(cx.err(
+            m.models.span(),
+            &k("models"),
+            "the list is empty: name at least one model",
+        ));
+    }
+
+    let workers = match &m.workers {
+        None => vec![1],
+        Some(v) => {
+            let mut out = Vec::new();
+            for (x, span) in items(v) {
+                match x {
+                    Value::Integer(n) if n >= 1 && n as usize <= MAX_WORKERS => {
+                        out.push(n as usize)
+                    }
+                    Value::Integer(n) => {
+                        return Err(cx.err(
+                            span,
+                            &k("workers"),
+                            format!("{n} workers is out of range: use 1 to {MAX_WORKERS}"),
+                        ));
+                    }
+                    other => return Err(cx.err(
+                        span,
+                        &k("workers"),
+                        format!(
+                            "{} is not a worker count: use whole numbers, e.g. workers = [1, 2]",
+                            show(&other)
+                        ),
+                    )),
+                }
+            }
+            if out.is_empty() {
+                return Err(cx.err(
+                    v.span(),
+                    &k("workers"),
+                    "the list is empty: give at least one worker count",
+                ));
+            }
+            out
+        }
+    };
+
+    let tasks: Vec<(TasksSpec, std::ops::Range<usize>)> = match &m.tasks {
+        None => vec![(TasksSpec::PerWorker, 0..0)],
+        Some(v) => {
+            let mut out = Vec::new();
+            for (x, span) in items(v) {
+                match x {
+                    Value::String(s) if s == "workers" => out.push((TasksSpec::PerWorker, span)),
+                    Value::Integer(n) if n >= 1 && n as usize <= MAX_TASKS => out.push((TasksSpec::Fixed(n as usize), span)),
+                    Value::Integer(n) => return Err(cx.err(span, &k("tasks"), format!("{n} tasks is out of range: use 1 to {MAX_TASKS}"))),
+                    other => return Err(cx.err(span, &k("tasks"), format!("{} is not a task count: use whole numbers or \"workers\" (one task per worker)", show(&other)))),
+                }
+            }
+            if out.is_empty() {
+                return Err(cx.err(
+                    v.span(),
+                    &k("tasks"),
+                    "the list is empty: give at least one task count",
+                ));
+            }
+            out
+        }
+    };
+
+    let pins = match &m.pin {
+        None => vec![Pin::Spread],
+        Some(v) => {
+            let mut out = Vec::new();
+            for (x, span) in items(v) {
+                match x {
+                    Value::String(s) => {
+                        out.push(Pin::parse(&s).map_err(|e| cx.err(span, &k("pin"), e))?)
+                    }
+                    other => {
+                        return Err(cx.err(
+                            span,
+                            &k("pin"),
+                            format!(
+                                "{} is not a pin: use \"none\", \"spread\" or \"same-core\"",
+                                show(&other)
+                            ),
+                        ));
+                    }
+                }
+            }
+            out
+        }
+    };
+
+    let loads = match &m.load {
+        None => vec![Load::Closed],
+        Some(v) => {
+            let mut out = Vec::new();
+            let list: Vec<Value> = match v.get_ref() {
+                Value::Array(a) => a.clone(),
+                x => vec![x.clone()],
+            };
+            for x in list {
+                out.push(parse_load(&x).map_err(|e| cx.err(v.span(), &k("load"), e))?);
+            }
+            out
+        }
+    };
+
+    let mut cells = Vec::new();
+    for (raw, params) in &resolved {
+        for model in &models {
+            let ws: Vec<usize> = if model.single_worker {
+                vec![1]
+            } else {
+                workers.clone()
+            };
+            for &w in &ws {
+                for (tspec, tspan) in &tasks {
+                    let t = match tspec {
+                        TasksSpec::Fixed(n) => *n,
+                        TasksSpec::PerWorker => w,
+                    };
+                    if t < w {
+                        return Err(cx.err(tspan.clone(), &k("tasks"), format!("{t} tasks cannot keep {w} workers busy under model `{}`: give at least as many tasks as workers, or use tasks = \"workers\"", model.id)));
+                    }
+                    for &pin in &pins {
+                        for load in &loads {
+                            let id = cell_id(def.id, params, model.id, w, t, pin, load);
+                            cells.push(Cell {
+                                id,
+                                workload: def,
+                                params_raw: raw.clone(),
+                                params: params.clone(),
+                                model,
+                                workers: w,
+                                tasks: t,
+                                tasks_spec: *tspec,
+                                pin,
+                                load: *load,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(cells)
+}
+
+fn parse_load(v: &Value) -> Result<Load, String> {
+    const HOW: &str = "use \"closed\" or { rate = OPS_PER_SECOND } (open loop)";
+    match v {
+        Value::String(s) if s == "closed" => Ok(Load::Closed),
+        Value::Table(t) => {
+            if let Some(extra) = t.keys().find(|k| *k != "rate") {
+                return Err(format!("unknown key `{extra}` in load: {HOW}"));
+            }
+            let rate = match t.get("rate") {
+                Some(Value::Integer(n)) => *n as f64,
+                Some(Value::Float(f)) => *f,
+                _ => return Err(format!("open-loop load needs a numeric rate: {HOW}")),
+            };
+            if !(rate.is_finite() && rate > 0.0 && rate <= 1e9) {
+                return Err(format!(
+                    "rate {rate} is out of range: use a rate above 0 and at most 1e9 ops/s"
+                ));
+            }
+            Ok(Load::Open { rate })
+        }
+        other => Err(format!("{} is not a load: {HOW}", show(other))),
+    }
+}
+
+/// The canonical cell id: `workload/params/model/wN/tN/pin/load`.
+pub fn cell_id(
+    workload: &str,
+    params: &Params,
+    model: &str,
+    w: usize,
+    t: usize,
+    pin: Pin,
+    load: &Load,
+) -> String {
+    format!(
+        "{workload}/{}/{model}/w{w}/t{t}/{}/{}",
+        params.canonical(),
+        pin.id(),
+        load.id()
+    )
+}
+
+impl Suite {
+    /// Keeps only cells whose model and workload are in the given lists (when given). Errors
+    /// name unknown ids, or say when nothing is left.
+    pub fn filter(&mut self, models: &[String], workloads: &[String]) -> Result<(), String> {
+        for m in models {
+            model::find(m)?;
+        }
+        for w in workloads {
+            workload::find(w)?;
+        }
+        self.cells.retain(|c| {
+            (models.is_empty() || models.iter().any(|m| m == c.model.id))
+                && (workloads.is_empty() || workloads.iter().any(|w| w == c.workload.id))
+        });
+        if self.cells.is_empty() {
+            return Err(format!(
+                "no cell of suite `{}` matches the --model/--workload filters",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Suite, SuiteError> {
+        parse(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn expands_matrix_and_forces_single_worker_loop() {
+        let s = p(r#"
+name = "x"
+duration = "100ms"
+[[matrix]]
+workload = "spin"
+params = { op_time = ["1us", "10us"] }
+models = ["event-loop", "threads"]
+workers = [1, 2]
+tasks = 2
+"#)
+        .unwrap();
+        // 2 params × (event-loop w1 + threads w1, w2) = 6
+        assert_eq!(s.cells.len(), 6);
+        assert_eq!(
+            s.cells[0].id,
+            "spin/iterations=0,op_time=1us/event-loop/w1/t2/spread/closed"
+        );
+        assert!(
+            s.cells
+                .iter()
+                .filter(|c| c.model.id == "event-loop")
+                .all(|c| c.workers == 1)
+        );
+        assert_eq!(s.duration, Duration::from_millis(100));
+        assert_eq!(s.repeats, 3);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = p(
+            "name = \"x\"\n[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (5, "matrix[0].workers"), "{e}");
+        let e = p("[[matrix]]\nworkload = \"spinn\"\nmodels = [\"threads\"]\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("known workloads"), "{e}");
+        let e = p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkerz = 2\n")
+            .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("unknown field"), "{e}");
+        let e =
+            p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = 4\ntasks = 2\n")
+                .unwrap_err();
+        assert_eq!(e.key, "matrix[0].tasks", "{e}");
+        let e = p(
+            "duration = \"2 parsecs\"\n[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (1, "duration"), "{e}");
+        let e = p("[[matrix]]\nworkload = \"spin\"\nparams = { op_time = \"fast\" }\nmodels = [\"threads\"]\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("op_time"), "{e}");
+        let e =
+            p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nload = { rate = -5 }\n")
+                .unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+        assert!(e.to_string().starts_with("t.toml:4:"), "{e}");
+    }
+
+    #[test]
+    fn loads_and_pins() {
+        let s = p("[[matrix]]\nworkload = \"sleep\"\nmodels = [\"threads\"]\npin = [\"none\", \"same-core\"]\nload = [\"closed\", { rate = 500 }]\n").unwrap();
+        assert_eq!(s.cells.len(), 4);
+        assert!(
+            s.cells
+                .iter()
+                .any(|c| c.load == Load::Open { rate: 500.0 } && c.id.ends_with("/same-core/r500"))
+        );
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
