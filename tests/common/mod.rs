@@ -1,0 +1,103 @@
+//! Shared helpers of the integration tests: run the real `concbench` binary on small suites
+//! written to temp dirs, read its results back, and account for every descendant process.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use concbench::report::json;
+use concbench::report::result::Results;
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_concbench")
+}
+
+/// Runs concbench with `args` from the repository root.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("concbench runs")
+}
+
+/// Writes `text` as a suite file in a fresh temp dir; returns (dir, suite path).
+pub fn suite(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suite.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Runs a suite with a tiny budget into `dir/out`; returns the output and the results.
+pub fn run_suite(dir: &Path, suite: &Path, extra: &[&str]) -> (Output, Results) {
+    let out = dir.join("out");
+    let mut args = vec![
+        "run",
+        suite.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-idle-wait",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    let r = json::read(&out.join("results.json")).unwrap_or_else(|e| {
+        panic!(
+            "no results ({e:#}); stderr:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o, r)
+}
+
+/// Makes this test process the reaper of every orphan below it, so a leaked grandchild
+/// (a worker or cell host that outlived concbench) becomes our child and can be seen.
+pub fn become_subreaper() {
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+}
+
+/// Pids of this process's live children (from /proc/PID/stat), excluding `except`.
+pub fn children_of_self(except: &[i32]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state ppid ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(me) && !except.contains(&pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Reaps zombies among our children and returns the pids still alive after `timeout`.
+pub fn leftover_children(timeout: std::time::Duration) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        while let Ok(s) = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(-1),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
+            if s == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+        let left = children_of_self(&[]);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
