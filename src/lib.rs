@@ -8,5 +8,6 @@
 //! histograms, rusage, machine) → `report` (the canonical result struct and its exporters).
 //! `sys` is the only module with `unsafe`.
 
+pub mod measure;
 pub mod sys;
 pub mod workload;
