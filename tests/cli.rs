@@ -7,12 +7,22 @@ use common::*;
 
 #[test]
 fn bad_suite_names_file_line_and_key_and_exits_2() {
-    let (dir, path) = suite("name = \"x\"\n[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = 0\n");
+    let (dir, path) = suite(
+        "name = \"x\"\n[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = 0\n",
+    );
     let out = dir.path().join("out");
-    let o = run(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("suite.toml:5:") && err.contains("matrix[0].workers"), "{err}");
+    assert!(
+        err.contains("suite.toml:5:") && err.contains("matrix[0].workers"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert!(!out.exists(), "nothing may be written for bad input");
 }
@@ -44,7 +54,10 @@ fn list_shows_every_workload_model_and_shipped_suite() {
     for f in ["quick.toml", "ci.toml", "cpu.toml", "io.toml"] {
         assert!(s.contains(f), "{f} missing");
     }
-    assert!(!s.contains("invalid:"), "a shipped suite does not parse:\n{s}");
+    assert!(
+        !s.contains("invalid:"),
+        "a shipped suite does not parse:\n{s}"
+    );
 }
 
 #[test]
@@ -64,7 +77,10 @@ fn results_schema_round_trips() {
     assert!(o.status.success());
     let text = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap();
     let again = serde_json::to_string_pretty(&r).unwrap() + "\n";
-    assert_eq!(text, again, "results.json must survive a read/write round trip unchanged");
+    assert_eq!(
+        text, again,
+        "results.json must survive a read/write round trip unchanged"
+    );
     assert_eq!(r.schema_version, concbench::report::result::SCHEMA_VERSION);
 }
 
@@ -73,12 +89,29 @@ fn filters_select_cells() {
     let (dir, _) = suite("");
     let out = dir.path().join("out");
     let o = run(&[
-        "run", "workloads/ci.toml", "--out", out.to_str().unwrap(), "--model", "threads",
-        "--workload", "spin", "--duration", "30ms", "--warmup", "5ms", "--repeats", "1",
-        "--no-idle-wait", "--quiet",
+        "run",
+        "workloads/ci.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        "threads",
+        "--workload",
+        "spin",
+        "--duration",
+        "30ms",
+        "--warmup",
+        "5ms",
+        "--repeats",
+        "1",
+        "--no-idle-wait",
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = concbench::report::json::read(&out.join("results.json")).unwrap();
     assert!(!r.cells.is_empty());
-    assert!(r.cells.iter().all(|c| c.model == "threads" && c.workload == "spin"));
+    assert!(
+        r.cells
+            .iter()
+            .all(|c| c.model == "threads" && c.workload == "spin")
+    );
 }

@@ -8,7 +8,8 @@ use common::*;
 use concbench::model::UnitKind;
 use concbench::report::result::Status;
 
-const ALL_MODELS: &str = r#"["event-loop", "threads", "processes", "thread-loops", "process-loops"]"#;
+const ALL_MODELS: &str =
+    r#"["event-loop", "threads", "processes", "thread-loops", "process-loops"]"#;
 
 #[test]
 fn every_model_runs_spin_and_sleep_with_counts_latency_and_placement() {
@@ -39,15 +40,27 @@ tasks = 8
     assert!(r.complete && !r.interrupted);
     // 5 models × (w1, w2) minus event-loop's w2 = 9, plus 5 sleep cells.
     assert_eq!(r.cells.len(), 14);
-    let harness_pids: Vec<i32> = r.cells.iter().flat_map(|c| c.placement.iter().map(|p| p.pid)).collect();
+    let harness_pids: Vec<i32> = r
+        .cells
+        .iter()
+        .flat_map(|c| c.placement.iter().map(|p| p.pid))
+        .collect();
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{}: {:?}", c.id, c.error);
         assert_eq!(c.repeats_done, 2, "{}", c.id);
-        assert!(c.samples.iter().all(|s| s.ops > 0), "{}: a window counted no ops", c.id);
+        assert!(
+            c.samples.iter().all(|s| s.ops > 0),
+            "{}: a window counted no ops",
+            c.id
+        );
         assert!(c.latency_ns.count > 0 && c.latency_ns.p50 > 0, "{}", c.id);
         assert!(c.latency_ns.p50 <= c.latency_ns.p99 && c.latency_ns.p99 <= c.latency_ns.max);
         assert!(c.cpu_ns_per_op.user + c.cpu_ns_per_op.sys > 0.0, "{}", c.id);
-        assert!(c.rss_bytes > 0 && c.pss_bytes > 0 && c.pss_bytes <= c.rss_bytes, "{}", c.id);
+        assert!(
+            c.rss_bytes > 0 && c.pss_bytes > 0 && c.pss_bytes <= c.rss_bytes,
+            "{}",
+            c.id
+        );
         assert_eq!(c.placement.len(), c.workers, "{}", c.id);
         // Every worker ran on the core it was assigned, as the kernel reports it.
         for p in &c.placement {
@@ -57,10 +70,20 @@ tasks = 8
         }
         let pids: std::collections::HashSet<i32> = c.placement.iter().map(|p| p.pid).collect();
         let tids: std::collections::HashSet<i32> = c.placement.iter().map(|p| p.tid).collect();
-        assert_eq!(tids.len(), c.workers, "{}: every worker has its own thread id", c.id);
+        assert_eq!(
+            tids.len(),
+            c.workers,
+            "{}: every worker has its own thread id",
+            c.id
+        );
         match c.unit {
             UnitKind::Process => {
-                assert_eq!(pids.len(), c.workers, "{}: each process worker has its own pid", c.id)
+                assert_eq!(
+                    pids.len(),
+                    c.workers,
+                    "{}: each process worker has its own pid",
+                    c.id
+                )
             }
             UnitKind::Thread => assert_eq!(pids.len(), 1, "{}: thread workers share one pid", c.id),
         }
@@ -70,13 +93,19 @@ tasks = 8
         }
     }
     assert!(!harness_pids.is_empty());
-    assert_eq!(leftover_children(std::time::Duration::from_secs(2)), Vec::<i32>::new());
+    assert_eq!(
+        leftover_children(std::time::Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
     // The CSV has a header and one row per cell.
     let csv = std::fs::read_to_string(dir.path().join("out/results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + r.cells.len());
     // The summary table names every cell.
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("spin") && stdout.contains("process-loops"), "{stdout}");
+    assert!(
+        stdout.contains("spin") && stdout.contains("process-loops"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -115,7 +144,10 @@ fn every_workload_runs_under_every_model() {
         assert!(c.samples[0].ops > 0, "{}", c.id);
         assert!(c.latency_ns.count > 0, "{}", c.id);
     }
-    assert_eq!(leftover_children(std::time::Duration::from_secs(2)), Vec::<i32>::new());
+    assert_eq!(
+        leftover_children(std::time::Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
 }
 
 #[test]
@@ -136,7 +168,14 @@ tasks = 4
     );
     let out = dir.path().join("out");
     let mut child = std::process::Command::new(bin())
-        .args(["run", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-idle-wait", "--quiet"])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-idle-wait",
+            "--quiet",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -149,10 +188,17 @@ tasks = 4
         if descendants.len() >= 5 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "workers never appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers never appeared"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
     assert_eq!(
         leftover_children(std::time::Duration::from_secs(2)),
@@ -165,10 +211,18 @@ tasks = 4
 fn descendants_of(root: i32) -> Vec<i32> {
     let mut parent = std::collections::HashMap::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         if let Some((_, rest)) = stat.rsplit_once(')') {
-            if let Some(pp) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) {
+            if let Some(pp) = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i32>().ok())
+            {
                 parent.insert(pid, pp);
             }
         }
