@@ -78,9 +78,14 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let bare = per_op_bare(iterations);
-    println!("\nper-op overhead against the bare kernel ({iterations} iterations, {bare:.0} ns/op bare, best window of each model):");
+    println!(
+        "\nper-op overhead against the bare kernel ({iterations} iterations, {bare:.0} ns/op bare, best window of each model):"
+    );
     for (m, ns) in per_op_models {
-        println!("  {m:<14} {ns:>8.1} ns/op  {:+6.2}%", (ns / bare - 1.0) * 100.0);
+        println!(
+            "  {m:<14} {ns:>8.1} ns/op  {:+6.2}%",
+            (ns / bare - 1.0) * 100.0
+        );
     }
 }
 

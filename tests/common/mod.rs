@@ -59,10 +59,9 @@ pub fn become_subreaper() {
     nix::sys::prctl::set_child_subreaper(true).unwrap();
 }
 
-/// Pids of this process's live children (from /proc/PID/stat), excluding `except`.
-pub fn children_of_self(except: &[i32]) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
+/// pid → parent pid of every live process, from /proc/PID/stat.
+pub fn parents() -> std::collections::HashMap<i32, i32> {
+    let mut out = std::collections::HashMap::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -70,16 +69,47 @@ pub fn children_of_self(except: &[i32]) -> Vec<i32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // Fields after the parenthesised command: state ppid ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(me) && !except.contains(&pid) {
-            out.push(pid);
+        // After the parenthesised command come: state ppid ...
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if let Some(pp) = ppid {
+            out.insert(pid, pp);
         }
     }
     out
+}
+
+/// Pids of this process's live children, excluding `except`.
+pub fn children_of_self(except: &[i32]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    parents()
+        .into_iter()
+        .filter(|&(pid, pp)| pp == me && !except.contains(&pid))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every live descendant of `root`.
+pub fn descendants_of(root: i32) -> Vec<i32> {
+    let parent = parents();
+    parent
+        .keys()
+        .copied()
+        .filter(|&p| {
+            let mut cur = p;
+            while let Some(&pp) = parent.get(&cur) {
+                if pp == root {
+                    return true;
+                }
+                if pp <= 1 {
+                    return false;
+                }
+                cur = pp;
+            }
+            false
+        })
+        .collect()
 }
 
 /// Reaps zombies among our children and returns the pids still alive after `timeout`.
