@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use concbench::runner::cell::Timing;
+use concbench::runner::cell::{Timing, WindowEnv};
 use concbench::runner::run_window;
 use concbench::workload::cpu::{calibrate_spin, spin_kernel};
 use criterion::{Criterion, Throughput, criterion_group};
@@ -44,11 +44,16 @@ fn bench(c: &mut Criterion) {
         "name = \"overhead\"\nwarmup = \"100ms\"\nduration = \"300ms\"\n[[matrix]]\nworkload = \"spin\"\nparams = {{ iterations = {iterations} }}\nmodels = {models:?}\nworkers = 1\ntasks = 1\npin = \"same-core\"\n"
     );
     let suite = concbench::suite::parse(&text, Path::new("overhead")).expect("valid suite");
-    let timing = Timing {
-        warmup: suite.warmup,
-        duration: suite.duration,
+    let env = WindowEnv {
+        timing: Timing {
+            warmup: suite.warmup,
+            duration: suite.duration,
+        },
+        cores: vec![core],
+        noise: suite.noise,
+        scratch_root: std::env::temp_dir(),
+        spin_ns_per_iter: concbench::workload::cpu::spin_ns_per_iter(),
     };
-    let tmp = std::env::temp_dir();
 
     let mut g = c.benchmark_group("spin_1us");
     g.throughput(Throughput::Elements(1));
@@ -66,8 +71,7 @@ fn bench(c: &mut Criterion) {
         let mut best = f64::INFINITY;
         g.bench_function(format!("{}/w1", cell.model.id), |b| {
             b.iter_custom(|iters| {
-                let s = run_window(cell, timing, &[core], &suite.noise, &tmp)
-                    .unwrap_or_else(|e| panic!("{}: {e:?}", cell.id));
+                let s = run_window(cell, &env).unwrap_or_else(|e| panic!("{}: {e:?}", cell.id));
                 let per_op = s.window_ns as f64 / s.ops().max(1) as f64;
                 best = best.min(per_op);
                 Duration::from_nanos((per_op * iters as f64) as u64)

@@ -66,6 +66,9 @@ pub struct SuiteInfo {
     pub repeats: u32,
     /// Noise threshold (share of the machine, 0..1).
     pub noise_threshold: f64,
+    /// The spin kernel's ns per iteration, measured once at the start of the run; every
+    /// calibrated op of the run used it.
+    pub spin_ns_per_iteration: f64,
 }
 
 /// Status of a cell.

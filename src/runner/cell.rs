@@ -15,7 +15,6 @@
 //! read right after the window (phase DRAIN), from live workers, before they stop.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -78,14 +77,25 @@ pub struct Timing {
     pub duration: Duration,
 }
 
+/// What every window of a run shares: timings, cores, noise settings, scratch space and the
+/// run's spin calibration.
+#[derive(Debug, Clone)]
+pub struct WindowEnv {
+    /// Warmup and window lengths.
+    pub timing: Timing,
+    /// Cores the harness may use, read at start-up before anything was pinned.
+    pub cores: Vec<usize>,
+    /// Noise guard settings.
+    pub noise: NoiseConfig,
+    /// Where cell hosts make their scratch directories.
+    pub scratch_root: std::path::PathBuf,
+    /// Spin kernel ns per iteration, measured once per run.
+    pub spin_ns_per_iter: f64,
+}
+
 /// Runs one window of `cell` in this process (the cell host). Errors say which step failed.
-pub fn measure_once(
-    cell: &Cell,
-    timing: Timing,
-    cores: &[usize],
-    noise_cfg: &NoiseConfig,
-    scratch_root: &Path,
-) -> Result<RunSample, String> {
+pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
+    let (timing, cores, scratch_root) = (env.timing, &env.cores, &env.scratch_root);
     let (_, mut wl) = workload::build(cell.workload, &cell.params_raw)?;
     let scratch = tempfile::Builder::new()
         .prefix("concbench-")
@@ -99,6 +109,7 @@ pub fn measure_once(
     wl.prepare(&PrepareEnv {
         scratch: scratch.path().to_path_buf(),
         tasks: cell.tasks,
+        spin_ns_per_iter: env.spin_ns_per_iter,
     })
     .map_err(|e| format!("preparing workload {}: {e}", cell.workload.id))?;
     let resolved: BTreeMap<String, String> = wl.resolved().into_iter().collect();
@@ -169,7 +180,7 @@ pub fn measure_once(
         return Err(errors.join("; "));
     }
     let own_cpu = sample.rusage.cpu_ns() + host.helper_cpu_ns + host.host_cpu_ns;
-    sample.noise = noise::assess(host.machine_cpu, own_cpu, noise_cfg);
+    sample.noise = noise::assess(host.machine_cpu, own_cpu, &env.noise);
     sample.histogram = serialize(&hist)?;
     drop(wl);
     drop(scratch);

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
-use self::cell::{RunSample, Timing, measure_once};
+use self::cell::{RunSample, Timing, WindowEnv, measure_once};
 use crate::measure::machine::{self, Machine};
-use crate::measure::noise::{self, Noise, NoiseConfig};
+use crate::measure::noise::{self, Noise};
 use crate::measure::recorder::new_histogram;
 use crate::report::result::{
     CellResult, CpuPerOp, Latency, Results, Sample, Spread, Status, SuiteInfo, Switches, Tool,
@@ -79,13 +79,22 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         warmup: suite.warmup,
         duration: suite.duration,
     };
-    let mut results = new_results(suite, &machine);
+    if !opts.skip_idle_wait {
+        noise::wait_for_idle(&suite.noise);
+    }
+    let env = WindowEnv {
+        timing,
+        cores: cores.clone(),
+        noise: suite.noise,
+        scratch_root: std::env::temp_dir(),
+        spin_ns_per_iter: crate::workload::cpu::spin_ns_per_iter(),
+    };
+    let mut results = new_results(suite, &machine, env.spin_ns_per_iter);
     let mut accs: Vec<Acc> = suite.cells.iter().map(|_| Acc::default()).collect();
     write_all(&results, &opts.out_dir)?;
 
     let total = suite.cells.len() as u64 * suite.repeats as u64;
     let bar = progress_bar(total, opts.progress);
-    let scratch_root = std::env::temp_dir();
     for repeat in 0..suite.repeats {
         for (ci, c) in suite.cells.iter().enumerate() {
             bar.set_message(c.id.clone());
@@ -103,7 +112,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                 } else {
                     Some(noise::wait_for_idle(&suite.noise))
                 };
-                let r = run_window(c, timing, &cores, &suite.noise, &scratch_root);
+                let r = run_window(c, &env);
                 match r {
                     Ok(mut s) => {
                         if let Some(w) = idle {
@@ -177,7 +186,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn new_results(suite: &Suite, machine: &Machine) -> Results {
+fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Results {
     let now = unix_now();
     Results {
         schema_version: crate::report::result::SCHEMA_VERSION,
@@ -196,6 +205,7 @@ fn new_results(suite: &Suite, machine: &Machine) -> Results {
             duration_ns: suite.duration.as_nanos() as u64,
             repeats: suite.repeats,
             noise_threshold: suite.noise.threshold,
+            spin_ns_per_iteration: spin_ns_per_iter,
         },
         started_unix: now,
         updated_unix: now,
@@ -210,27 +220,21 @@ fn new_results(suite: &Suite, machine: &Machine) -> Results {
 }
 
 /// Runs one window of `c` in a fresh forked cell host, under a watchdog.
-pub fn run_window(
-    c: &Cell,
-    timing: Timing,
-    cores: &[usize],
-    noise_cfg: &NoiseConfig,
-    scratch_root: &Path,
-) -> Result<RunSample, WindowError> {
+pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
     let failed = |e: String| WindowError::Failed(e);
     let (mut reader, writer) =
         std::io::pipe().map_err(|e| failed(format!("creating a pipe: {e}")))?;
     let reader_fd = reader.as_raw_fd();
     let mut host = fork_child(|| {
         crate::sys::fd::close_inherited(reader_fd);
-        let r = measure_once(c, timing, cores, noise_cfg, scratch_root);
+        let r = measure_once(c, env);
         let ok = serde_json::to_writer(&writer, &r).is_ok();
         if ok { 0 } else { 3 }
     })
     .map_err(|e| failed(format!("forking the cell host: {e}")))?;
     drop(writer);
 
-    let budget = window_budget(timing);
+    let budget = window_budget(env.timing);
     let deadline = Instant::now() + budget;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 64 * 1024];

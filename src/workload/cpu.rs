@@ -80,12 +80,13 @@ pub fn spin_kernel(iters: u64, seed: u64) -> u64 {
     black_box(x)
 }
 
-/// Finds the iteration count whose run takes `target` on this core: doubles until a run is
-/// long enough to time well, then scales; the fastest of several tries wins (interference only
-/// ever adds time).
-pub fn calibrate_spin(target: Duration) -> u64 {
+/// Measures the spin kernel's nanoseconds per iteration on this core: doubles the count until
+/// a run is long enough to time well; the fastest of several tries wins (interference only ever
+/// adds time). The runner measures this once per run, so every cell and model of the run gets
+/// the same iteration count for the same `op_time`.
+pub fn spin_ns_per_iter() -> f64 {
     let mut n: u64 = 1024;
-    let per_iter_ns = loop {
+    loop {
         let best = (0..5)
             .map(|_| {
                 let t = Instant::now();
@@ -95,11 +96,20 @@ pub fn calibrate_spin(target: Duration) -> u64 {
             .min()
             .unwrap();
         if best >= Duration::from_millis(2) || n >= 1 << 40 {
-            break best.as_nanos() as f64 / n as f64;
+            return best.as_nanos() as f64 / n as f64;
         }
         n *= 2;
-    };
-    ((target.as_nanos() as f64 / per_iter_ns).round() as u64).max(1)
+    }
+}
+
+/// The iteration count that takes `target` at `ns_per_iter` (at least 1).
+pub fn iterations_for(target: Duration, ns_per_iter: f64) -> u64 {
+    ((target.as_nanos() as f64 / ns_per_iter).round() as u64).max(1)
+}
+
+/// Measures and converts in one go (benches and tests; the runner calibrates once per run).
+pub fn calibrate_spin(target: Duration) -> u64 {
+    iterations_for(target, spin_ns_per_iter())
 }
 
 struct Spin {
@@ -108,9 +118,9 @@ struct Spin {
 }
 
 impl Workload for Spin {
-    fn prepare(&mut self, _env: &super::PrepareEnv) -> Result<(), WorkloadError> {
+    fn prepare(&mut self, env: &super::PrepareEnv) -> Result<(), WorkloadError> {
         if self.iterations == 0 {
-            self.iterations = calibrate_spin(self.op_time);
+            self.iterations = iterations_for(self.op_time, env.spin_ns_per_iter);
         }
         Ok(())
     }
@@ -581,11 +591,8 @@ mod tests {
             ("iterations", super::super::Value::Count(0)),
         ]))
         .unwrap();
-        w.prepare(&PrepareEnv {
-            scratch: std::env::temp_dir(),
-            tasks: 1,
-        })
-        .unwrap();
+        w.prepare(&PrepareEnv::new(std::env::temp_dir(), 1))
+            .unwrap();
         let it: u64 = w.resolved()[0].1.parse().unwrap();
         assert!(it > 0);
         let mut t = w
@@ -721,11 +728,8 @@ mod tests {
     #[test]
     fn json_workload_prepares_and_runs() {
         let mut w = build_json(&Params::from_values([("size", Value::Size(4096))])).unwrap();
-        w.prepare(&PrepareEnv {
-            scratch: std::env::temp_dir(),
-            tasks: 1,
-        })
-        .unwrap();
+        w.prepare(&PrepareEnv::new(std::env::temp_dir(), 1))
+            .unwrap();
         let r = w.resolved();
         assert_eq!(r[0].0, "doc_bytes");
         run_ops(w.task(&ctx(5)).unwrap().as_mut(), 3).unwrap();

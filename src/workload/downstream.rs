@@ -611,10 +611,7 @@ mod tests {
     use nix::unistd::Pid;
 
     fn env() -> PrepareEnv {
-        PrepareEnv {
-            scratch: std::env::temp_dir(),
-            tasks: 1,
-        }
+        PrepareEnv::new(std::env::temp_dir(), 1)
     }
 
     fn ctx(task: usize, mode: Mode) -> TaskCtx {

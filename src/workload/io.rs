@@ -463,10 +463,7 @@ mod tests {
     }
 
     fn env(dir: &Path, tasks: usize) -> PrepareEnv {
-        PrepareEnv {
-            scratch: dir.to_path_buf(),
-            tasks,
-        }
+        PrepareEnv::new(dir.to_path_buf(), tasks)
     }
 
     fn ctx(task: usize, seed: u64) -> TaskCtx {

@@ -3,7 +3,7 @@
 //! The shape of a typical service request: some CPU to parse the request, a call to a
 //! downstream service that answers after `delay`, some CPU to render the reply. The CPU parts
 //! are the `spin` kernel (`cpu::spin_kernel`), calibrated in `prepare` to `parse` and `render`
-//! with `cpu::calibrate_spin`; the downstream part is the `downstream` workload's server and
+//! with the run's spin calibration (`PrepareEnv::spin_ns_per_iter`); the downstream part is the `downstream` workload's server and
 //! connection (`downstream::Server`, `downstream::Conn`) with fixed 64-byte requests and
 //! responses. `prepare` calibrates both spins and forks the server (see `downstream` for its
 //! lifetime rules); each task opens one kept-alive connection in `task()`.
@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cpu::{calibrate_spin, spin_kernel};
+use super::cpu::{iterations_for, spin_kernel};
 use super::downstream::{Conn, Server, ServerConfig, check_delay};
 use super::{
     Kind, ParamDef, Params, PrepareEnv, Step, Task, TaskCtx, Unit, Workload, WorkloadDef,
@@ -83,9 +83,13 @@ fn build_request(p: &Params) -> Result<Box<dyn Workload>, WorkloadError> {
     }))
 }
 
-/// Spin iterations for `d` on this machine (0 for a zero duration).
-fn iterations_for(d: Duration) -> u64 {
-    if d.is_zero() { 0 } else { calibrate_spin(d) }
+/// Spin iterations for `d` at `ns_per_iter` (0 for a zero duration).
+fn spin_iterations(d: Duration, ns_per_iter: f64) -> u64 {
+    if d.is_zero() {
+        0
+    } else {
+        iterations_for(d, ns_per_iter)
+    }
 }
 
 struct Prepared {
@@ -103,11 +107,11 @@ struct RequestWorkload {
 }
 
 impl Workload for RequestWorkload {
-    fn prepare(&mut self, _env: &PrepareEnv) -> Result<(), WorkloadError> {
+    fn prepare(&mut self, env: &PrepareEnv) -> Result<(), WorkloadError> {
         self.prepared = None; // a second prepare replaces the server
-        // Calibrate before forking the server, so it does not compete for the CPU.
-        let parse_iterations = iterations_for(self.parse);
-        let render_iterations = iterations_for(self.render);
+        // The runner calibrated the spin kernel once for the whole run.
+        let parse_iterations = spin_iterations(self.parse, env.spin_ns_per_iter);
+        let render_iterations = spin_iterations(self.render, env.spin_ns_per_iter);
         let server = Server::start(ServerConfig {
             request: MSG,
             response: MSG,
@@ -199,11 +203,8 @@ mod tests {
             Duration::from_micros(50),
         ))
         .unwrap();
-        w.prepare(&PrepareEnv {
-            scratch: std::env::temp_dir(),
-            tasks: 2,
-        })
-        .unwrap();
+        w.prepare(&PrepareEnv::new(std::env::temp_dir(), 2))
+            .unwrap();
         w
     }
 
@@ -247,11 +248,8 @@ mod tests {
     #[test]
     fn zero_durations_and_validation() {
         let mut w = build_request(&params(Duration::ZERO, Duration::ZERO, Duration::ZERO)).unwrap();
-        w.prepare(&PrepareEnv {
-            scratch: std::env::temp_dir(),
-            tasks: 1,
-        })
-        .unwrap();
+        w.prepare(&PrepareEnv::new(std::env::temp_dir(), 1))
+            .unwrap();
         assert_eq!(w.resolved()[0].1, "0");
         run_ops(w.task(&ctx(0, Mode::NonBlocking)).unwrap().as_mut(), 5).unwrap();
         let ms = Duration::from_millis(1);

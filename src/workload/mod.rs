@@ -117,6 +117,21 @@ pub struct PrepareEnv {
     pub scratch: PathBuf,
     /// Total tasks the cell will run (e.g. to size a downstream server).
     pub tasks: usize,
+    /// The spin kernel's nanoseconds per iteration, measured once per run by the runner, so
+    /// every calibrated op (`spin`, `request`'s parse and render) has the same iteration count
+    /// in every cell and model of the run.
+    pub spin_ns_per_iter: f64,
+}
+
+impl PrepareEnv {
+    /// An environment for unit tests and one-off use: measures the spin kernel now.
+    pub fn new(scratch: PathBuf, tasks: usize) -> Self {
+        Self {
+            scratch,
+            tasks,
+            spin_ns_per_iter: cpu::spin_ns_per_iter(),
+        }
+    }
 }
 
 /// What a task knows about where it runs (only for seeding and naming files: a task must
