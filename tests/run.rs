@@ -206,3 +206,60 @@ tasks = 4
         "processes of the run outlived the harness"
     );
 }
+
+#[test]
+fn failing_cell_is_recorded_and_the_run_goes_on_without_leftovers() {
+    become_subreaper();
+    let (dir, path) = suite(
+        r#"
+warmup = "10ms"
+duration = "50ms"
+repeats = 2
+[[matrix]]
+workload = "file_read"
+params = { file_size = "1MiB" }
+models = ["threads", "processes"]
+workers = 2
+"#,
+    );
+    let out = dir.path().join("out");
+    // Scratch files go to TMPDIR: a path that does not exist makes every cell fail in prepare.
+    let o = std::process::Command::new(bin())
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-idle-wait",
+            "--quiet",
+        ])
+        .env("TMPDIR", dir.path().join("missing"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = concbench::report::json::read(&out.join("results.json")).unwrap();
+    assert!(r.complete);
+    assert_eq!(r.cells.len(), 2);
+    for c in &r.cells {
+        assert_eq!(c.status, Status::Failed, "{}", c.id);
+        let e = c.error.as_deref().unwrap_or_default();
+        assert!(
+            e.contains("scratch directory") && e.contains("missing"),
+            "{e}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("scratch directory"),
+        "errors are shown: {stdout}"
+    );
+    assert_eq!(
+        leftover_children(std::time::Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
+}

@@ -143,3 +143,121 @@ fn run_processes<R>(
         .collect();
     (r, reports)
 }
+
+#[cfg(test)]
+mod tests {
+    //! A worker that panics (while setting up, or at its third op) must fail the cell with a
+    //! message, let the other workers finish, and leave no process behind: under threads and
+    //! under forked processes.
+
+    use super::*;
+    use crate::measure::control::{Control, Gate, MEASURE, WARMUP};
+    use crate::model::worker::WorkerSpec;
+    use crate::model::{DriverKind, Load};
+    use crate::workload::{Step, Task, TaskCtx, Workload, WorkloadError};
+    use std::time::Duration;
+
+    struct Faulty {
+        panic_in_setup: bool,
+    }
+    struct FaultyTask {
+        ops: u64,
+        victim: bool,
+    }
+    impl Workload for Faulty {
+        fn task(&self, ctx: &TaskCtx) -> Result<Box<dyn Task>, WorkloadError> {
+            if self.panic_in_setup && ctx.task == 1 {
+                panic!("setup fault");
+            }
+            Ok(Box::new(FaultyTask {
+                ops: 0,
+                victim: ctx.task == 1,
+            }))
+        }
+    }
+    impl Task for FaultyTask {
+        fn step(&mut self) -> Result<Step, WorkloadError> {
+            self.ops += 1;
+            if self.victim && self.ops == 3 {
+                panic!("op fault");
+            }
+            std::thread::sleep(Duration::from_micros(100));
+            Ok(Step::Done)
+        }
+    }
+
+    fn run(kind: UnitKind, panic_in_setup: bool) -> Vec<Result<WorkerReport, String>> {
+        std::panic::set_hook(Box::new(|_| {}));
+        let wl = Faulty { panic_in_setup };
+        let control = Control::new(2).unwrap();
+        let gate = Gate::new().unwrap();
+        let specs: Vec<WorkerSpec<'_>> = (0..2)
+            .map(|i| WorkerSpec {
+                index: i,
+                tasks: i..i + 1,
+                total_tasks: 2,
+                core: None,
+                driver: DriverKind::Blocking,
+                load: Load::Closed,
+                workload: &wl,
+                control: &control,
+                gate: &gate,
+            })
+            .collect();
+        let ((), reports) = run_units(kind, &specs, |_| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while control.ready() < 2 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "workers never got ready"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            control.set_phase(WARMUP);
+            gate.open();
+            control.set_phase(MEASURE);
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        reports
+    }
+
+    fn no_children_left() {
+        let r = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(-1),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        assert_eq!(
+            r,
+            Err(nix::errno::Errno::ECHILD),
+            "a worker process was left"
+        );
+    }
+
+    #[test]
+    fn panicking_op_fails_only_its_worker() {
+        for kind in [UnitKind::Thread, UnitKind::Process] {
+            let r = run(kind, false);
+            assert!(
+                r[0].as_ref().is_ok_and(|w| w.total_ops > 3),
+                "{kind:?}: {:?}",
+                r[0]
+            );
+            let e = r[1].as_ref().unwrap_err();
+            assert!(
+                e.contains("panicked") || e.contains("died before reporting"),
+                "{kind:?}: {e}"
+            );
+            no_children_left();
+        }
+    }
+
+    #[test]
+    fn panicking_setup_still_releases_the_host() {
+        for kind in [UnitKind::Thread, UnitKind::Process] {
+            let r = run(kind, true);
+            assert!(r[0].is_ok(), "{kind:?}: {:?}", r[0]);
+            assert!(r[1].is_err(), "{kind:?}");
+            no_children_left();
+        }
+    }
+}

@@ -99,8 +99,34 @@ impl Schedule {
     }
 }
 
+/// Marks the worker ready when dropped, unless it already did: a worker that panics while
+/// setting up still counts as ready, so the host never waits out its setup timeout for it.
+struct ReadyGuard<'a> {
+    control: &'a Control,
+    marked: bool,
+}
+
+impl ReadyGuard<'_> {
+    fn mark(&mut self) {
+        if !self.marked {
+            self.marked = true;
+            self.control.mark_ready();
+        }
+    }
+}
+
+impl Drop for ReadyGuard<'_> {
+    fn drop(&mut self) {
+        self.mark();
+    }
+}
+
 /// Runs one worker to completion and reports.
 pub fn run_worker(spec: &WorkerSpec<'_>) -> WorkerReport {
+    let mut ready = ReadyGuard {
+        control: spec.control,
+        marked: false,
+    };
     let mut report = WorkerReport {
         worker: spec.index,
         pid: nix::unistd::getpid().as_raw(),
@@ -137,7 +163,7 @@ pub fn run_worker(spec: &WorkerSpec<'_>) -> WorkerReport {
             })
             .collect()
     });
-    spec.control.mark_ready();
+    ready.mark();
     let mut tasks = match tasks {
         Ok(t) => t,
         Err(e) => {

@@ -223,6 +223,10 @@ fn host_phases(
 ) -> Result<HostOut, String> {
     let deadline = Instant::now() + SETUP_TIMEOUT;
     while control.ready() < control.workers() {
+        // A worker process that died (abort, segfault) before it marked ready never will.
+        if let Some(dead) = running.iter().find(|r| r.pid > 0 && procfs::is_dead(r.pid)) {
+            return Err(format!("worker process {} died while setting up", dead.pid));
+        }
         if Instant::now() > deadline {
             return Err(format!(
                 "only {} of {} workers finished setting up within {:?}",
