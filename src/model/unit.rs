@@ -14,7 +14,9 @@ use crate::sys::fork_child;
 /// Identifies a running worker for the host: the pid whose memory it lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Running {
-    /// Process to read `/proc/PID/smaps_rollup` of (0 = the cell host itself, for threads).
+    /// Worker index, or None for the cell host itself (which holds thread workers).
+    pub worker: Option<usize>,
+    /// Process to read `/proc/PID/smaps_rollup` of (0 = the cell host itself).
     pub pid: i32,
 }
 
@@ -61,7 +63,10 @@ fn run_threads<R>(
                 s.control.mark_ready();
             }
         }
-        let r = host(&[Running { pid: 0 }]);
+        let r = host(&[Running {
+            worker: None,
+            pid: 0,
+        }]);
         stop_all(specs);
         let reports = handles
             .into_iter()
@@ -116,7 +121,13 @@ fn run_processes<R>(
     }
     let running: Vec<Running> = children
         .iter()
-        .filter_map(|c| c.as_ref().ok().map(|(c, _)| Running { pid: c.pid() }))
+        .enumerate()
+        .filter_map(|(w, c)| {
+            c.as_ref().ok().map(|(c, _)| Running {
+                worker: Some(w),
+                pid: c.pid(),
+            })
+        })
         .collect();
     let r = host(&running);
     stop_all(specs);

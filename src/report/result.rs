@@ -190,6 +190,12 @@ pub struct WorkerPlacement {
     pub last_cpu: i32,
     /// Tasks it ran.
     pub tasks: usize,
+    /// The worker process's own resident memory after the window (process workers only:
+    /// thread workers share the cell host's address space, whose memory is the cell's).
+    pub rss_bytes: Option<u64>,
+    /// The worker process's own proportional memory (shared copy-on-write pages divided among
+    /// the processes sharing them).
+    pub pss_bytes: Option<u64>,
 }
 
 /// Everything measured for one cell.

@@ -164,7 +164,14 @@ pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
                         Err(e) => errors.push(format!("worker {}: bad histogram: {e}", r.worker)),
                     }
                 }
+                let own = host
+                    .per_worker
+                    .iter()
+                    .find(|(w, _)| *w == r.worker)
+                    .map(|(_, m)| *m);
                 sample.placement.push(WorkerPlacement {
+                    rss_bytes: own.map(|m| m.rss_bytes),
+                    pss_bytes: own.map(|m| m.pss_bytes),
                     worker: r.worker,
                     pid: r.pid,
                     tid: r.tid,
@@ -205,6 +212,7 @@ struct HostOut {
     host_cpu_ns: u64,
     rss_bytes: u64,
     pss_bytes: u64,
+    per_worker: Vec<(usize, procfs::Memory)>,
 }
 
 fn helpers_cpu(pids: &[i32]) -> u64 {
@@ -256,15 +264,19 @@ fn host_phases(
     let host_cpu_ns = thread_rusage().since(&host0).cpu_ns();
 
     // Memory of the whole cell: the host (which holds thread workers) plus worker processes.
-    let mut pids = vec![0];
-    if unit == UnitKind::Process {
-        pids.extend(running.iter().map(|r| r.pid));
-    }
     let (mut rss, mut pss) = (0, 0);
-    for pid in pids {
-        if let Ok(m) = procfs::memory(pid) {
-            rss += m.rss_bytes;
-            pss += m.pss_bytes;
+    let mut per_worker = Vec::new();
+    if let Ok(m) = procfs::memory(0) {
+        rss += m.rss_bytes;
+        pss += m.pss_bytes;
+    }
+    if unit == UnitKind::Process {
+        for r in running {
+            if let (Some(w), Ok(m)) = (r.worker, procfs::memory(r.pid)) {
+                rss += m.rss_bytes;
+                pss += m.pss_bytes;
+                per_worker.push((w, m));
+            }
         }
     }
     Ok(HostOut {
@@ -276,5 +288,6 @@ fn host_phases(
         host_cpu_ns,
         rss_bytes: rss,
         pss_bytes: pss,
+        per_worker,
     })
 }
