@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod measure;
+pub mod mechanic;
 pub mod model;
 pub mod report;
 pub mod runner;

@@ -18,12 +18,28 @@ pub enum Unit {
     Count,
     /// `true` or `false`.
     Bool,
+    /// One of a fixed set of words, e.g. `pipe`, `eventfd`, `futex`.
+    Choice(&'static [&'static str]),
 }
 
 impl Unit {
     /// What a value of this unit looks like, for error messages.
-    pub fn example(self) -> &'static str {
+    pub fn example(self) -> String {
         match self {
+            Unit::Choice(opts) => format!(
+                "one of {}",
+                opts.iter()
+                    .map(|o| format!("\"{o}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            other => other.example_simple().to_string(),
+        }
+    }
+
+    fn example_simple(self) -> &'static str {
+        match self {
+            Unit::Choice(_) => "one of a fixed set of words",
             Unit::Size => "a size such as \"4KiB\", \"1MiB\" or 4096",
             Unit::Duration => "a duration such as \"500ns\", \"10us\", \"1ms\" or \"2s\"",
             Unit::Count => "a whole number such as 1000",
@@ -56,6 +72,8 @@ pub enum Value {
     Count(u64),
     /// Flag.
     Bool(bool),
+    /// One of the declared words.
+    Choice(&'static str),
 }
 
 impl fmt::Display for Value {
@@ -65,6 +83,7 @@ impl fmt::Display for Value {
             Value::Duration(d) => f.write_str(&format_duration(*d)),
             Value::Count(n) => write!(f, "{n}"),
             Value::Bool(b) => write!(f, "{b}"),
+            Value::Choice(c) => f.write_str(c),
         }
     }
 }
@@ -86,6 +105,11 @@ pub fn parse(unit: Unit, raw: &str) -> Result<Value, String> {
             "false" => Ok(Value::Bool(false)),
             _ => Err(bad()),
         },
+        Unit::Choice(opts) => opts
+            .iter()
+            .find(|o| **o == s)
+            .map(|o| Value::Choice(o))
+            .ok_or_else(bad),
     }
 }
 
@@ -250,6 +274,14 @@ impl Params {
         }
     }
 
+    /// Choice parameter `name`.
+    pub fn choice(&self, name: &str) -> &'static str {
+        match self.values.get(name) {
+            Some(Value::Choice(c)) => c,
+            other => panic!("param {name}: expected a choice, have {other:?}"),
+        }
+    }
+
     /// The canonical text form `k=v,k=v` (sorted by name), or `-` when there are none: the
     /// params part of a cell id.
     pub fn canonical(&self) -> String {
@@ -334,5 +366,13 @@ mod tests {
         g.insert("delay".to_string(), "2 parsecs".to_string());
         let e = Params::resolve(DEFS, &g).unwrap_err();
         assert!(e.contains("`delay`") && e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn choices() {
+        let u = Unit::Choice(&["pipe", "eventfd"]);
+        assert_eq!(parse(u, "pipe"), Ok(Value::Choice("pipe")));
+        let e = parse(u, "pigeon").unwrap_err();
+        assert!(e.contains("\"pipe\", \"eventfd\""), "{e}");
     }
 }
