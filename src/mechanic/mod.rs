@@ -92,6 +92,9 @@ pub trait Mechanic {
     fn measure(&mut self, iters: u64) -> Result<Measured, String>;
 }
 
+/// Builds a mechanic from resolved params.
+pub type BuildFn = fn(&Params, &MechanicEnv) -> Result<Box<dyn Mechanic>, WorkloadError>;
+
 /// A registry entry: one mechanic.
 pub struct MechanicDef {
     /// Id used in suites and reports (snake_case).
@@ -101,7 +104,7 @@ pub struct MechanicDef {
     /// Declared parameters (choices, sizes, counts).
     pub params: &'static [ParamDef],
     /// Builds it from resolved params; checks ranges.
-    pub build: fn(&Params, &MechanicEnv) -> Result<Box<dyn Mechanic>, WorkloadError>,
+    pub build: BuildFn,
 }
 
 impl std::fmt::Debug for MechanicDef {
