@@ -35,6 +35,9 @@ enum Command {
         /// Only these workloads (comma-separated ids).
         #[arg(long, value_delimiter = ',')]
         workload: Vec<String>,
+        /// Only these OS mechanics (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        mechanic: Vec<String>,
         /// Override the suite's measured window, e.g. 500ms.
         #[arg(long, value_parser = duration_arg)]
         duration: Option<std::time::Duration>,
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
             out,
             model,
             workload,
+            mechanic,
             duration,
             warmup,
             repeats,
@@ -87,7 +91,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if let Err(e) = s.filter(&model, &workload) {
+            if let Err(e) = s.filter(&model, &workload, &mechanic) {
                 eprintln!("Error: {e}");
                 return ExitCode::from(2);
             }
@@ -109,11 +113,13 @@ pub fn main() -> ExitCode {
                 out_dir: out.clone(),
                 progress: !quiet,
                 skip_idle_wait: no_idle_wait,
+                self_exe: None,
             };
             eprintln!(
-                "concbench: suite {} ({} cells × {} repeats, window {}, warmup {}) → {}",
+                "concbench: suite {} ({} cells, {} mechanics × {} repeats, window {}, warmup {}) → {}",
                 s.name,
                 s.cells.len(),
+                s.mechanics.len(),
                 s.repeats,
                 format_duration(s.duration),
                 format_duration(s.warmup),
@@ -178,6 +184,16 @@ fn list(suites_dir: &std::path::Path) -> String {
             m.who
         ));
     }
+    out.push_str("\nOS MECHANICS (one iteration is…)\n");
+    for d in crate::mechanic::REGISTRY {
+        out.push_str(&format!("  {:<12} {}\n", d.id, d.about));
+        for p in d.params {
+            out.push_str(&format!(
+                "      {:<12} default {:<10} {}\n",
+                p.name, p.default, p.help
+            ));
+        }
+    }
     out.push_str(&format!("\nSUITES ({})\n", suites_dir.display()));
     let mut files: Vec<_> = std::fs::read_dir(suites_dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -187,9 +203,10 @@ fn list(suites_dir: &std::path::Path) -> String {
     for f in files {
         match suite::load(&f) {
             Ok(s) => out.push_str(&format!(
-                "  {:<26} {:>3} cells  {}\n",
+                "  {:<26} {:>3} cells {:>3} mechanics  {}\n",
                 f.display(),
                 s.cells.len(),
+                s.mechanics.len(),
                 s.description.lines().next().unwrap_or("")
             )),
             Err(e) => out.push_str(&format!("  {:<26} invalid: {e}\n", f.display())),

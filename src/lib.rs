@@ -9,6 +9,9 @@
 //! `sys` is the only module with `unsafe`.
 
 pub mod cli;
+#[cfg(feature = "criterion")]
+pub mod criterion;
+pub mod custom;
 pub mod measure;
 pub mod mechanic;
 pub mod model;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use crate::measure::noise::NoiseConfig;
+use crate::mechanic::{self, MechanicDef};
 use crate::model::{self, Load, ModelDef, Pin};
 use crate::workload::{self, Params, WorkloadDef};
 
@@ -49,6 +50,9 @@ pub struct Cell {
     pub id: String,
     /// The workload kind.
     pub workload: &'static WorkloadDef,
+    /// A workload made by user code instead of `workload.build` (the library API); None for
+    /// suite cells.
+    pub custom: Option<crate::custom::CustomWorkload>,
     /// Parameters as written (name → raw value), for building the workload in the cell host.
     pub params_raw: BTreeMap<String, String>,
     /// Parameters resolved and typed (defaults filled in).
@@ -86,6 +90,21 @@ pub struct Suite {
     pub noise: NoiseConfig,
     /// The expanded matrix, in file order.
     pub cells: Vec<Cell>,
+    /// The OS mechanics to measure, in file order.
+    pub mechanics: Vec<MechCell>,
+}
+
+/// One OS-mechanic measurement of a suite: a mechanic with fixed parameters.
+#[derive(Debug, Clone)]
+pub struct MechCell {
+    /// `mechanic/params`, the same string in results and criterion.
+    pub id: String,
+    /// The mechanic.
+    pub mechanic: &'static MechanicDef,
+    /// Parameters as written.
+    pub params_raw: BTreeMap<String, String>,
+    /// Parameters resolved.
+    pub params: Params,
 }
 
 /// Largest worker count accepted (each worker is a thread or process).
@@ -105,6 +124,16 @@ struct SuiteFile {
     noise_reruns: Option<Spanned<Value>>,
     #[serde(default)]
     matrix: Vec<Spanned<MatrixFile>>,
+    #[serde(default)]
+    mechanic: Vec<Spanned<MechanicFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MechanicFile {
+    mechanic: Spanned<Value>,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -245,8 +274,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             }
         };
     }
-    if raw.matrix.is_empty() {
-        return Err(cx.err(0..0, "matrix", "the suite has no [[matrix]] table: add one naming a workload and models (see workloads/README.md)"));
+    if raw.matrix.is_empty() && raw.mechanic.is_empty() {
+        return Err(cx.err(
+            0..0,
+            "matrix",
+            "the suite has no [[matrix]] or [[mechanic]] table: add one (see workloads/README.md)",
+        ));
     }
     let mut cells = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -262,6 +295,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             cells.push(cell);
         }
     }
+    let mut mechanics = Vec::new();
+    for (mi, m) in raw.mechanic.iter().enumerate() {
+        let m = m.get_ref();
+        let key = format!("mechanic[{mi}]");
+        let def = match m.mechanic.get_ref() {
+            Value::String(s) => mechanic::find(s).map_err(|e| cx.err(m.mechanic.span(), &format!("{key}.mechanic"), e))?,
+            _ => return Err(cx.err(m.mechanic.span(), &format!("{key}.mechanic"), "must be a mechanic id string, e.g. mechanic = \"pingpong\" (`concbench list` shows them)")),
+        };
+        for (raw, params) in
+            resolve_params(&cx, &key, def.params, def.id, &m.params, m.mechanic.span())?
+        {
+            let id = format!("{}/{}", def.id, params.canonical());
+            if mechanics.iter().any(|x: &MechCell| x.id == id) {
+                return Err(cx.err(
+                    m.mechanic.span(),
+                    &key,
+                    format!("{id} is listed twice: remove one"),
+                ));
+            }
+            mechanics.push(MechCell {
+                id,
+                mechanic: def,
+                params_raw: raw,
+                params,
+            });
+        }
+    }
     Ok(Suite {
         name,
         path: path.to_path_buf(),
@@ -271,6 +331,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
         repeats,
         noise,
         cells,
+        mechanics,
     })
 }
 
@@ -334,21 +395,22 @@ fn items(v: &Spanned<Value>) -> Vec<(Value, std::ops::Range<usize>)> {
     }
 }
 
-fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteError> {
-    let k = |key: &str| format!("matrix[{mi}].{key}");
-    let def = match m.workload.get_ref() {
-        Value::String(s) => {
-            workload::find(s).map_err(|e| cx.err(m.workload.span(), &k("workload"), e))?
-        }
-        _ => return Err(cx.err(
-            m.workload.span(),
-            &k("workload"),
-            "must be a workload id string, e.g. workload = \"spin\" (`concbench list` shows them)",
-        )),
-    };
-    // Params: each may be a single value or a list; the cells take their cartesian product.
+/// One combination of parameters: as written, and resolved.
+type ParamCombo = (BTreeMap<String, String>, Params);
+
+/// Expands `params` (each a value or a list) into their cartesian product, each resolved
+/// against `defs`. Errors point at the offending parameter.
+fn resolve_params(
+    cx: &Ctx<'_>,
+    key: &str,
+    defs: &'static [crate::workload::ParamDef],
+    owner: &str,
+    params: &BTreeMap<String, Spanned<Value>>,
+    fallback: std::ops::Range<usize>,
+) -> Result<Vec<ParamCombo>, SuiteError> {
+    let k = |p: &str| format!("{key}.{p}");
     let mut param_lists: Vec<(String, Vec<String>, std::ops::Range<usize>)> = Vec::new();
-    for (name, v) in &m.params {
+    for (name, v) in params {
         let mut vals = Vec::new();
         for (x, _) in items(v) {
             let raw =
@@ -390,26 +452,51 @@ fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteErr
             })
             .collect();
     }
-    let mut resolved = Vec::new();
+    let mut out = Vec::new();
     for raw in combos {
-        let params = Params::resolve(def.params, &raw).map_err(|e| {
-            // Point at the offending parameter when we can tell which.
+        let params = Params::resolve(defs, &raw).map_err(|e| {
             let span = param_lists
                 .iter()
                 .find(|(n, _, _)| e.contains(&format!("`{n}`")))
                 .map(|(_, _, s)| s.clone())
-                .unwrap_or(m.workload.span());
-            cx.err(span, &k("params"), format!("{e} (workload `{}`)", def.id))
+                .unwrap_or(fallback.clone());
+            cx.err(span, &k("params"), format!("{e} (`{owner}`)"))
         })?;
-        (def.build)(&params).map_err(|e| {
+        out.push((raw, params));
+    }
+    Ok(out)
+}
+
+fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteError> {
+    let k = |key: &str| format!("matrix[{mi}].{key}");
+    let def = match m.workload.get_ref() {
+        Value::String(s) => {
+            workload::find(s).map_err(|e| cx.err(m.workload.span(), &k("workload"), e))?
+        }
+        _ => return Err(cx.err(
+            m.workload.span(),
+            &k("workload"),
+            "must be a workload id string, e.g. workload = \"spin\" (`concbench list` shows them)",
+        )),
+    };
+    let mut resolved = resolve_params(
+        cx,
+        &format!("matrix[{mi}]"),
+        def.params,
+        def.id,
+        &m.params,
+        m.workload.span(),
+    )?;
+    for (_, params) in &resolved {
+        (def.build)(params).map_err(|e| {
             cx.err(
                 m.workload.span(),
                 &k("params"),
                 format!("{e} (workload `{}`)", def.id),
             )
         })?;
-        resolved.push((raw, params));
     }
+    let resolved = std::mem::take(&mut resolved);
 
     let mut models: Vec<&'static ModelDef> = Vec::new();
     for (x, span) in items(&m.models) {
@@ -431,25 +518,30 @@ fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteErr
         Some(v) => {
             let mut out = Vec::new();
             for (x, span) in items(v) {
-                match x {
-                    Value::Integer(n) if n >= 1 && n as usize <= MAX_WORKERS => {
-                        out.push(n as usize)
-                    }
-                    Value::Integer(n) => {
+                let n = match &x {
+                    Value::Integer(n) => Some(*n),
+                    Value::String(s) => cores_expr(s),
+                    _ => None,
+                };
+                match n {
+                    Some(n) if n >= 1 && n as usize <= MAX_WORKERS => out.push(n as usize),
+                    Some(n) => {
                         return Err(cx.err(
                             span,
                             &k("workers"),
                             format!("{n} workers is out of range: use 1 to {MAX_WORKERS}"),
                         ));
                     }
-                    other => return Err(cx.err(
-                        span,
-                        &k("workers"),
-                        format!(
-                            "{} is not a worker count: use whole numbers, e.g. workers = [1, 2]",
-                            show(&other)
-                        ),
-                    )),
+                    None => {
+                        return Err(cx.err(
+                            span,
+                            &k("workers"),
+                            format!(
+                                "{} is not a worker count: use whole numbers or \"cores\" / \"N*cores\" (N times this machine's allowed cores), e.g. workers = [1, \"cores\", \"4*cores\"]",
+                                show(&x)
+                            ),
+                        ));
+                    }
                 }
             }
             if out.is_empty() {
@@ -549,6 +641,7 @@ fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteErr
                             cells.push(Cell {
                                 id,
                                 workload: def,
+                                custom: None,
                                 params_raw: raw.clone(),
                                 params: params.clone(),
                                 model,
@@ -565,6 +658,17 @@ fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell>, SuiteErr
         }
     }
     Ok(cells)
+}
+
+/// `"cores"` or `"N*cores"`: N × the cores this process may use.
+fn cores_expr(s: &str) -> Option<i64> {
+    let s = s.replace(' ', "");
+    let n: i64 = if s == "cores" {
+        1
+    } else {
+        s.strip_suffix("*cores")?.parse().ok()?
+    };
+    Some(n * crate::sys::allowed_cpus().len().max(1) as i64)
 }
 
 fn parse_load(v: &Value) -> Result<Load, String> {
@@ -610,22 +714,40 @@ pub fn cell_id(
 }
 
 impl Suite {
-    /// Keeps only cells whose model and workload are in the given lists (when given). Errors
+    /// Keeps only the cells whose model and workload, and the mechanics whose id, are in the
+    /// given lists. Cells are dropped when only mechanics are asked for and vice versa. Errors
     /// name unknown ids, or say when nothing is left.
-    pub fn filter(&mut self, models: &[String], workloads: &[String]) -> Result<(), String> {
+    pub fn filter(
+        &mut self,
+        models: &[String],
+        workloads: &[String],
+        mechanics: &[String],
+    ) -> Result<(), String> {
         for m in models {
             model::find(m)?;
         }
         for w in workloads {
             workload::find(w)?;
         }
+        for m in mechanics {
+            mechanic::find(m)?;
+        }
+        let cells_asked = !models.is_empty() || !workloads.is_empty();
+        if !mechanics.is_empty() && !cells_asked {
+            self.cells.clear();
+        }
         self.cells.retain(|c| {
             (models.is_empty() || models.iter().any(|m| m == c.model.id))
                 && (workloads.is_empty() || workloads.iter().any(|w| w == c.workload.id))
         });
-        if self.cells.is_empty() {
+        if cells_asked && mechanics.is_empty() {
+            self.mechanics.clear();
+        }
+        self.mechanics
+            .retain(|m| mechanics.is_empty() || mechanics.iter().any(|x| x == m.mechanic.id));
+        if self.cells.is_empty() && self.mechanics.is_empty() {
             return Err(format!(
-                "no cell of suite `{}` matches the --model/--workload filters",
+                "nothing in suite `{}` matches the --model/--workload/--mechanic filters",
                 self.name
             ));
         }
@@ -712,6 +834,25 @@ tasks = 2
                 .iter()
                 .any(|c| c.load == Load::Open { rate: 500.0 } && c.id.ends_with("/same-core/r500"))
         );
+    }
+
+    #[test]
+    fn workers_in_cores_and_mechanic_tables() {
+        let n = crate::sys::allowed_cpus().len();
+        let s = p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = [1, \"cores\", \"4*cores\"]\n[[mechanic]]\nmechanic = \"spawn\"\nparams = { what = [\"fork\", \"thread\"] }\n").unwrap();
+        let ws: Vec<usize> = s.cells.iter().map(|c| c.workers).collect();
+        assert_eq!(ws, vec![1, n, 4 * n]);
+        assert_eq!(s.mechanics.len(), 2);
+        assert_eq!(s.mechanics[0].id, "spawn/what=fork");
+        let e = p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = \"many\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("N*cores"), "{e}");
+        let e = p("[[mechanic]]\nmechanic = \"pingpng\"\n").unwrap_err();
+        assert!(e.message.contains("known mechanics"), "{e}");
+        let e =
+            p("[[mechanic]]\nmechanic = \"spawn\"\nparams = { what = \"vfork\" }\n").unwrap_err();
+        assert!(e.message.contains("\"fork\""), "{e}");
+        assert_eq!(e.line, 3);
     }
 
     #[test]

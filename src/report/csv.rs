@@ -97,3 +97,54 @@ pub fn write_atomic(results: &Results, path: &Path) -> anyhow::Result<()> {
     let bytes = render(results)?;
     super::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
+
+#[derive(Serialize)]
+struct MechRow<'a> {
+    id: &'a str,
+    mechanic: &'a str,
+    params: String,
+    iteration: &'a str,
+    status: String,
+    repeats_done: u32,
+    ns_per_iter: f64,
+    ns_per_iter_min: f64,
+    ns_per_iter_max: f64,
+    switches_per_iter: f64,
+    figures: String,
+    error: Option<&'a str>,
+}
+
+/// Renders `mechanics.csv`: one row per OS mechanic; `figures` is `name=median;…`.
+pub fn render_mechanics(results: &Results) -> anyhow::Result<Vec<u8>> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    for m in &results.mechanics {
+        w.serialize(MechRow {
+            id: &m.id,
+            mechanic: &m.mechanic,
+            params: m
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(";"),
+            iteration: &m.iteration,
+            status: serde_json::to_value(m.status)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            repeats_done: m.repeats_done,
+            ns_per_iter: m.ns_per_iter.median,
+            ns_per_iter_min: m.ns_per_iter.min,
+            ns_per_iter_max: m.ns_per_iter.max,
+            switches_per_iter: m.switches_per_iter.median,
+            figures: m
+                .extra
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.median))
+                .collect::<Vec<_>>()
+                .join(";"),
+            error: m.error.as_deref(),
+        })?;
+    }
+    w.into_inner().context("finishing CSV")
+}

@@ -36,6 +36,9 @@ pub struct Results {
     pub interrupted: bool,
     /// One entry per cell of the matrix, in suite order.
     pub cells: Vec<CellResult>,
+    /// One entry per OS mechanic of the suite, in suite order.
+    #[serde(default)]
+    pub mechanics: Vec<MechanicResult>,
 }
 
 /// The tool that wrote the results.
@@ -261,4 +264,48 @@ pub struct CellResult {
     pub samples: Vec<Sample>,
     /// Things a reader must know about this cell (oversubscribed, unpinned, noisy).
     pub warnings: Vec<String>,
+}
+
+/// One measured window of an OS mechanic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MechanicSample {
+    /// Repeat index (0-based).
+    pub repeat: u32,
+    /// Iterations run in the window.
+    pub iters: u64,
+    /// Their total time, nanoseconds.
+    pub elapsed_ns: u64,
+    /// elapsed / iters.
+    pub ns_per_iter: f64,
+    /// Context switches of every participant per iteration.
+    pub switches_per_iter: f64,
+    /// The mechanic's further figures.
+    pub extra: BTreeMap<String, f64>,
+}
+
+/// Everything measured for one OS mechanic (a context switch, a spawn, an IPC message …).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MechanicResult {
+    /// `mechanic/params`.
+    pub id: String,
+    /// Mechanic id.
+    pub mechanic: String,
+    /// Parameters, formatted.
+    pub params: BTreeMap<String, String>,
+    /// What one iteration is ("round trip", "fork + _exit + waitpid").
+    pub iteration: String,
+    /// Pending, ok, failed or timed-out.
+    pub status: Status,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// Windows measured so far.
+    pub repeats_done: u32,
+    /// Nanoseconds per iteration over repeats.
+    pub ns_per_iter: Spread,
+    /// Context switches per iteration over repeats.
+    pub switches_per_iter: Spread,
+    /// Each further figure over repeats.
+    pub extra: BTreeMap<String, Spread>,
+    /// Every window.
+    pub samples: Vec<MechanicSample>,
 }

@@ -59,7 +59,7 @@ pub fn render(results: &Results) -> String {
     ]);
     let mut notes = Vec::new();
     for c in &results.cells {
-        let label = format!(
+        let mut label = format!(
             "{} {} {} w{} t{}",
             c.workload,
             c.params
@@ -72,6 +72,12 @@ pub fn render(results: &Results) -> String {
             c.workers,
             c.tasks
         );
+        if c.pin != crate::model::Pin::Spread {
+            label.push_str(&format!(" {}", c.pin.id()));
+        }
+        if c.load != crate::model::Load::Closed {
+            label.push_str(&format!(" {}/s", c.load.id().trim_start_matches('r')));
+        }
         if c.status != Status::Ok {
             t.add_row(vec![label, format!("{:?}", c.status).to_lowercase()]);
         } else {
@@ -103,8 +109,15 @@ pub fn render(results: &Results) -> String {
             col.set_cell_alignment(CellAlignment::Right);
         }
     }
-    let mut out = t.to_string();
-    out.push('\n');
+    let mut out = if results.cells.is_empty() {
+        String::new()
+    } else {
+        t.to_string() + "\n"
+    };
+    if !results.mechanics.is_empty() {
+        out.push_str(&render_mechanics(results, &mut notes));
+        out.push('\n');
+    }
     for w in &results.machine_warnings {
         out.push_str(&format!("machine: {w}\n"));
     }
@@ -112,4 +125,53 @@ pub fn render(results: &Results) -> String {
         out.push_str(&format!("{n}\n"));
     }
     out
+}
+
+/// The OS mechanics table: time and switches per iteration, and each mechanic's own figures.
+fn render_mechanics(results: &Results, notes: &mut Vec<String>) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "mechanic",
+        "one iteration",
+        "time/iter",
+        "range",
+        "csw/iter",
+        "figures",
+    ]);
+    for m in &results.mechanics {
+        let label = format!(
+            "{} {}",
+            m.mechanic,
+            m.params.values().cloned().collect::<Vec<_>>().join(",")
+        );
+        if m.status != Status::Ok {
+            t.add_row(vec![label, format!("{:?}", m.status).to_lowercase()]);
+        } else {
+            let figures = m
+                .extra
+                .iter()
+                .filter(|(k, _)| !k.ends_with("_ns") || k.as_str() == "switch_ns")
+                .map(|(k, v)| format!("{k}={}", si(v.median)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            t.add_row(vec![
+                label,
+                m.iteration.clone(),
+                ns(m.ns_per_iter.median),
+                format!("{}..{}", ns(m.ns_per_iter.min), ns(m.ns_per_iter.max)),
+                format!("{:.2}", m.switches_per_iter.median),
+                figures,
+            ]);
+        }
+        if let Some(e) = &m.error {
+            notes.push(format!("{}: {e}", m.id));
+        }
+    }
+    for i in 2..5 {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.to_string()
 }

@@ -96,7 +96,10 @@ pub struct WindowEnv {
 /// Runs one window of `cell` in this process (the cell host). Errors say which step failed.
 pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
     let (timing, cores, scratch_root) = (env.timing, &env.cores, &env.scratch_root);
-    let (_, mut wl) = workload::build(cell.workload, &cell.params_raw)?;
+    let mut wl = match &cell.custom {
+        Some(make) => make.build(),
+        None => workload::build(cell.workload, &cell.params_raw)?.1,
+    };
     let scratch = tempfile::Builder::new()
         .prefix("concbench-")
         .tempdir_in(scratch_root)

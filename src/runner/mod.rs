@@ -8,6 +8,7 @@
 //! window `results.json` and `results.csv` are rewritten atomically (temp file + rename).
 
 pub mod cell;
+pub mod mechanic;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -21,11 +22,13 @@ use self::cell::{RunSample, Timing, WindowEnv, measure_once};
 use crate::measure::machine::{self, Machine};
 use crate::measure::noise::{self, Noise};
 use crate::measure::recorder::new_histogram;
+use crate::mechanic::{Measured, MechanicEnv};
 use crate::report::result::{
-    CellResult, CpuPerOp, Latency, Results, Sample, Spread, Status, SuiteInfo, Switches, Tool,
+    CellResult, CpuPerOp, Latency, MechanicResult, MechanicSample, Results, Sample, Spread, Status,
+    SuiteInfo, Switches, Tool,
 };
 use crate::report::{csv, json};
-use crate::suite::{Cell, Suite, TasksSpec};
+use crate::suite::{Cell, MechCell, Suite, TasksSpec};
 use crate::sys::{Rusage, fork_child};
 
 /// Options of one run.
@@ -37,6 +40,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Skip the wait for an idle machine (tests).
     pub skip_idle_wait: bool,
+    /// The concbench binary for fork+exec mechanics (None: this executable).
+    pub self_exe: Option<PathBuf>,
 }
 
 /// How one window ended.
@@ -91,9 +96,18 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     };
     let mut results = new_results(suite, &machine, env.spin_ns_per_iter);
     let mut accs: Vec<Acc> = suite.cells.iter().map(|_| Acc::default()).collect();
+    let mut mech_accs: Vec<MechAcc> = suite.mechanics.iter().map(|_| MechAcc::default()).collect();
+    let mech_env = MechanicEnv {
+        cores: cores.clone(),
+        self_exe: opts
+            .self_exe
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("concbench")),
+    };
     write_all(&results, &opts.out_dir)?;
 
-    let total = suite.cells.len() as u64 * suite.repeats as u64;
+    let total = (suite.cells.len() + suite.mechanics.len()) as u64 * suite.repeats as u64;
     let bar = progress_bar(total, opts.progress);
     for repeat in 0..suite.repeats {
         for (ci, c) in suite.cells.iter().enumerate() {
@@ -149,6 +163,34 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
             write_all(&results, &opts.out_dir)?;
             bar.inc(1);
         }
+        for (mi, m) in suite.mechanics.iter().enumerate() {
+            bar.set_message(m.id.clone());
+            let acc = &mut mech_accs[mi];
+            if acc.status.is_none() {
+                if !opts.skip_idle_wait {
+                    noise::wait_for_idle(&suite.noise);
+                }
+                match mechanic::run_mechanic_window(m, &env, &mech_env) {
+                    Ok(w) => {
+                        acc.iteration = w.iteration;
+                        acc.samples.push(mech_sample(repeat, &w.measured));
+                    }
+                    Err(WindowError::TimedOut(d)) => {
+                        acc.status = Some((
+                            Status::TimedOut,
+                            format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
+                        ))
+                    }
+                    Err(WindowError::Failed(e)) => {
+                        acc.status = Some((Status::Failed, format!("repeat {repeat}: {e}")))
+                    }
+                }
+                results.mechanics[mi] = to_mech_result(m, acc);
+                results.updated_unix = unix_now();
+                write_all(&results, &opts.out_dir)?;
+            }
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     results.complete = true;
@@ -176,6 +218,11 @@ fn progress_bar(total: u64, show: bool) -> indicatif::ProgressBar {
 fn write_all(results: &Results, dir: &Path) -> anyhow::Result<()> {
     json::write_atomic(results, &dir.join("results.json"))?;
     csv::write_atomic(results, &dir.join("results.csv"))?;
+    if !results.mechanics.is_empty() {
+        let bytes = csv::render_mechanics(results)?;
+        crate::report::write_atomic(&dir.join("mechanics.csv"), &bytes)
+            .map_err(|e| anyhow::anyhow!("writing mechanics.csv: {e}"))?;
+    }
     Ok(())
 }
 
@@ -216,25 +263,40 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
             .iter()
             .map(|c| to_result(c, &Acc::default(), &[]))
             .collect(),
+        mechanics: suite
+            .mechanics
+            .iter()
+            .map(|m| to_mech_result(m, &MechAcc::default()))
+            .collect(),
     }
 }
 
 /// Runs one window of `c` in a fresh forked cell host, under a watchdog.
 pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
+    in_host(window_budget(env.timing), || measure_once(c, env))
+}
+
+/// Runs `body` in a freshly forked, single-threaded host process and returns what it sent
+/// back (JSON through a pipe). A host that overruns `budget` is killed (its workers die with
+/// it) and reported as timed out; a host that dies is reported with how it died.
+pub fn in_host<T, F>(budget: Duration, body: F) -> Result<T, WindowError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Result<T, String>,
+{
     let failed = |e: String| WindowError::Failed(e);
     let (mut reader, writer) =
         std::io::pipe().map_err(|e| failed(format!("creating a pipe: {e}")))?;
     let reader_fd = reader.as_raw_fd();
     let mut host = fork_child(|| {
         crate::sys::fd::close_inherited(reader_fd);
-        let r = measure_once(c, env);
+        let r = body();
         let ok = serde_json::to_writer(&writer, &r).is_ok();
         if ok { 0 } else { 3 }
     })
     .map_err(|e| failed(format!("forking the cell host: {e}")))?;
     drop(writer);
 
-    let budget = window_budget(env.timing);
     let deadline = Instant::now() + budget;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
@@ -263,9 +325,66 @@ pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
             exit.describe()
         )));
     }
-    let r: Result<RunSample, String> = serde_json::from_slice(&buf)
+    let r: Result<T, String> = serde_json::from_slice(&buf)
         .map_err(|e| failed(format!("bad result from the cell host: {e}")))?;
     r.map_err(WindowError::Failed)
+}
+
+/// Per-mechanic accumulation over repeats.
+#[derive(Default)]
+struct MechAcc {
+    iteration: String,
+    samples: Vec<MechanicSample>,
+    status: Option<(Status, String)>,
+}
+
+fn mech_sample(repeat: u32, r: &Measured) -> MechanicSample {
+    MechanicSample {
+        repeat,
+        iters: r.iters,
+        elapsed_ns: r.elapsed.as_nanos() as u64,
+        ns_per_iter: r.ns_per_iter(),
+        switches_per_iter: r.switches_per_iter(),
+        extra: r.extra.iter().cloned().collect(),
+    }
+}
+
+fn to_mech_result(m: &MechCell, acc: &MechAcc) -> MechanicResult {
+    let (status, error) = match &acc.status {
+        Some((s, e)) => (*s, Some(e.clone())),
+        None if acc.samples.is_empty() => (Status::Pending, None),
+        None => (Status::Ok, None),
+    };
+    let of = |f: &dyn Fn(&MechanicSample) -> f64| {
+        Spread::of(&acc.samples.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut names: Vec<&String> = acc.samples.iter().flat_map(|s| s.extra.keys()).collect();
+    names.sort();
+    names.dedup();
+    let extra = names
+        .into_iter()
+        .map(|n| {
+            let v: Vec<f64> = acc
+                .samples
+                .iter()
+                .filter_map(|s| s.extra.get(n).copied())
+                .collect();
+            (n.clone(), Spread::of(&v))
+        })
+        .collect();
+    MechanicResult {
+        id: m.id.clone(),
+        mechanic: m.mechanic.id.into(),
+        params: m.params.to_map(),
+        iteration: acc.iteration.clone(),
+        status,
+        error,
+        repeats_done: acc.samples.len() as u32,
+        ns_per_iter: of(&|s| s.ns_per_iter),
+        switches_per_iter: of(&|s| s.switches_per_iter),
+        extra,
+        samples: acc.samples.clone(),
+    }
 }
 
 fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {
