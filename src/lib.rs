@@ -15,6 +15,7 @@ pub mod custom;
 pub mod measure;
 pub mod mechanic;
 pub mod model;
+pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod suite;

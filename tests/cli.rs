@@ -54,7 +54,14 @@ fn list_shows_every_workload_model_and_shipped_suite() {
     for d in concbench::mechanic::REGISTRY {
         assert!(s.contains(d.id), "{} missing", d.id);
     }
-    for f in ["quick.toml", "ci.toml", "cpu.toml", "io.toml", "os.toml", "bench.toml"] {
+    for f in [
+        "quick.toml",
+        "ci.toml",
+        "cpu.toml",
+        "io.toml",
+        "os.toml",
+        "bench.toml",
+    ] {
         assert!(s.contains(f), "{f} missing");
     }
     assert!(

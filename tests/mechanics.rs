@@ -40,23 +40,48 @@ params = { heap = "4MiB", write_pct = [0, 100] }
     assert_eq!(r.mechanics.len(), 8 + 4 + 10 + 5 + 3 + 2);
     for m in &r.mechanics {
         assert_eq!(m.status, Status::Ok, "{}: {:?}", m.id, m.error);
-        assert!(m.samples[0].iters > 0 && m.ns_per_iter.median > 0.0, "{}", m.id);
+        assert!(
+            m.samples[0].iters > 0 && m.ns_per_iter.median > 0.0,
+            "{}",
+            m.id
+        );
         assert!(!m.iteration.is_empty(), "{}", m.id);
     }
-    let get = |id: &str| r.mechanics.iter().find(|m| m.id == id).unwrap_or_else(|| panic!("{id}"));
+    let get = |id: &str| {
+        r.mechanics
+            .iter()
+            .find(|m| m.id == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
     // Blocking ping-pong on one core must switch at least once per round trip.
     for t in ["pipe", "eventfd", "futex"] {
         for u in ["thread", "process"] {
-            let m = get(&format!("pingpong/placement=same-core,transport={t},unit={u}"));
-            assert!(m.switches_per_iter.median >= 1.0, "{}: {}", m.id, m.switches_per_iter.median);
+            let m = get(&format!(
+                "pingpong/placement=same-core,transport={t},unit={u}"
+            ));
+            assert!(
+                m.switches_per_iter.median >= 1.0,
+                "{}: {}",
+                m.id,
+                m.switches_per_iter.median
+            );
         }
     }
     // Copy-on-write: writing every page costs page faults that writing none does not.
     let faults = |pct: u32| {
-        get(&format!("cow/heap=4MiB,write_pct={pct},writer=child")).extra["minor_faults_per_iter"].median
+        get(&format!("cow/heap=4MiB,write_pct={pct},writer=child")).extra["minor_faults_per_iter"]
+            .median
     };
-    assert!(faults(100) > faults(0) + 500.0, "{} vs {}", faults(100), faults(0));
-    assert_eq!(leftover_children(std::time::Duration::from_secs(2)), Vec::<i32>::new());
+    assert!(
+        faults(100) > faults(0) + 500.0,
+        "{} vs {}",
+        faults(100),
+        faults(0)
+    );
+    assert_eq!(
+        leftover_children(std::time::Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
     // mechanics.csv has a header and one row per mechanic.
     let csv = std::fs::read_to_string(dir.path().join("out/mechanics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + r.mechanics.len());
@@ -112,7 +137,8 @@ fn user_code_runs_under_every_model() {
         self_exe: None,
     };
     let r = concbench::runner::run_suite(&s, &opts).unwrap();
-    let models: std::collections::HashSet<&str> = r.cells.iter().map(|c| c.model.as_str()).collect();
+    let models: std::collections::HashSet<&str> =
+        r.cells.iter().map(|c| c.model.as_str()).collect();
     assert_eq!(models.len(), concbench::model::REGISTRY.len());
     for c in &r.cells {
         assert_eq!(c.status, Status::Ok, "{}: {:?}", c.id, c.error);
@@ -121,5 +147,8 @@ fn user_code_runs_under_every_model() {
     }
     // The closure ran in forked cell hosts, not here: this process's counter never moved.
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 0);
-    assert_eq!(leftover_children(std::time::Duration::from_secs(2)), Vec::<i32>::new());
+    assert_eq!(
+        leftover_children(std::time::Duration::from_secs(2)),
+        Vec::<i32>::new()
+    );
 }

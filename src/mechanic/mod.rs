@@ -124,17 +124,7 @@ pub static REGISTRY: &[&MechanicDef] = &[
 
 /// Looks a mechanic up by id; the error lists the known ids.
 pub fn find(id: &str) -> Result<&'static MechanicDef, String> {
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|d| d.id == id)
-        .ok_or_else(|| {
-            let ids: Vec<_> = REGISTRY.iter().map(|d| d.id).collect();
-            format!(
-                "unknown mechanic `{id}`: known mechanics are {}",
-                ids.join(", ")
-            )
-        })
+    crate::registry::find(REGISTRY.iter().copied(), |d| d.id, "mechanic", id)
 }
 
 /// Where the two sides of a pair run.

@@ -90,10 +90,7 @@ pub static REGISTRY: &[ModelDef] = &[
 
 /// Looks a model up by id; the error lists the known ids.
 pub fn find(id: &str) -> Result<&'static ModelDef, String> {
-    REGISTRY.iter().find(|m| m.id == id).ok_or_else(|| {
-        let ids: Vec<_> = REGISTRY.iter().map(|m| m.id).collect();
-        format!("unknown model `{id}`: known models are {}", ids.join(", "))
-    })
+    crate::registry::find(REGISTRY.iter(), |m| m.id, "model", id)
 }
 
 /// Where workers are pinned.

@@ -53,6 +53,19 @@ pub enum WindowError {
     Failed(String),
 }
 
+impl WindowError {
+    /// The status and message a cell or mechanic records for this failed repeat.
+    fn status(self, repeat: u32) -> (Status, String) {
+        match self {
+            WindowError::TimedOut(d) => (
+                Status::TimedOut,
+                format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
+            ),
+            WindowError::Failed(e) => (Status::Failed, format!("repeat {repeat}: {e}")),
+        }
+    }
+}
+
 /// Per-cell accumulation over repeats.
 #[derive(Default)]
 struct Acc {
@@ -147,15 +160,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
             acc.reruns += reruns;
             match outcome {
                 Ok(s) => add_sample(acc, repeat, s),
-                Err(WindowError::TimedOut(d)) => {
-                    acc.status = Some((
-                        Status::TimedOut,
-                        format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
-                    ))
-                }
-                Err(WindowError::Failed(e)) => {
-                    acc.status = Some((Status::Failed, format!("repeat {repeat}: {e}")))
-                }
+                Err(e) => acc.status = Some(e.status(repeat)),
             }
             results.cells[ci] = to_result(c, acc, &cores);
             fill_linear_refs(&mut results.cells, &suite.cells);
@@ -175,15 +180,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                         acc.iteration = w.iteration;
                         acc.samples.push(mech_sample(repeat, &w.measured));
                     }
-                    Err(WindowError::TimedOut(d)) => {
-                        acc.status = Some((
-                            Status::TimedOut,
-                            format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
-                        ))
-                    }
-                    Err(WindowError::Failed(e)) => {
-                        acc.status = Some((Status::Failed, format!("repeat {repeat}: {e}")))
-                    }
+                    Err(e) => acc.status = Some(e.status(repeat)),
                 }
                 results.mechanics[mi] = to_mech_result(m, acc);
                 results.updated_unix = unix_now();

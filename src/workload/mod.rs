@@ -215,17 +215,7 @@ pub static REGISTRY: &[&WorkloadDef] = &[
 
 /// Looks a workload up by id; the error lists the known ids.
 pub fn find(id: &str) -> Result<&'static WorkloadDef, String> {
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|d| d.id == id)
-        .ok_or_else(|| {
-            let ids: Vec<_> = REGISTRY.iter().map(|d| d.id).collect();
-            format!(
-                "unknown workload `{id}`: known workloads are {}",
-                ids.join(", ")
-            )
-        })
+    crate::registry::find(REGISTRY.iter().copied(), |d| d.id, "workload", id)
 }
 
 /// Resolves raw params and builds the workload in one go.
