@@ -18,6 +18,7 @@ pub mod model;
 pub mod registry;
 pub mod report;
 pub mod runner;
+pub mod server;
 pub mod suite;
 pub mod sys;
 pub mod workload;

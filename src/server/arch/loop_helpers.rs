@@ -1,0 +1,11 @@
+//! Placeholder (being written).
+
+use crate::server::ArchDef;
+
+/// Placeholder registry entry.
+pub const ARCH: ArchDef = ArchDef {
+    id: "loop-helpers",
+    who: "pending",
+    uses_workers: false,
+    run: |_| Err("pending".into()),
+};

@@ -1,0 +1,214 @@
+//! Backends over real sockets: one HTTP/1.1 keep-alive server per architecture, whose request
+//! handler runs a concbench workload op, so the lecture's backends are measured as servers:
+//! Redis's single loop, Nginx's master and worker processes, Envoy's worker threads,
+//! PostgreSQL's process per connection, SQL Server's threads, Node's loop with its helper pool,
+//! Redis 6's I/O threads.
+//!
+//! Every architecture lives in `arch/` behind one entry point, [`ArchDef::run`], and shares
+//! the HTTP framing (`http`), the handler (`handler`), the listener helpers and the per-worker
+//! request counters ([`Stats`], in `MAP_SHARED` memory so a parent that forked the server reads
+//! the balance across workers). A server runs until it is killed; its workers die with it.
+
+pub mod arch;
+pub mod handler;
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam::utils::CachePadded;
+
+use self::handler::{Handler, HandlerSpec};
+use self::http::Limits;
+use crate::sys::SharedSlice;
+
+/// How the server's workers are organised.
+pub struct ArchDef {
+    /// Id used on the command line and in suites (kebab-case).
+    pub id: &'static str,
+    /// Who runs a backend this way.
+    pub who: &'static str,
+    /// Whether `--workers` means something for it.
+    pub uses_workers: bool,
+    /// Runs the server on `ctx` until killed (returns only on a fatal error).
+    pub run: fn(&ServerCtx<'_>) -> Result<(), String>,
+}
+
+impl std::fmt::Debug for ArchDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchDef").field("id", &self.id).finish()
+    }
+}
+
+/// Every architecture concbench serves with.
+pub static ARCHS: &[ArchDef] = &[
+    arch::event_loop::ARCH,
+    arch::prefork::ARCH,
+    arch::thread_workers::ARCH,
+    arch::thread_per_conn::ARCH,
+    arch::process_per_conn::ARCH,
+    arch::loop_helpers::ARCH,
+    arch::io_threads::ARCH,
+];
+
+/// Looks an architecture up by id; the error lists the known ids.
+pub fn find_arch(id: &str) -> Result<&'static ArchDef, String> {
+    crate::registry::find(ARCHS.iter(), |a| a.id, "architecture", id)
+}
+
+/// Everything a server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The architecture.
+    pub arch: &'static ArchDef,
+    /// Worker processes or threads (where the architecture has them).
+    pub workers: usize,
+    /// Where to listen; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// What each request does.
+    pub handler: HandlerSpec,
+    /// One SO_REUSEPORT listener per worker instead of one shared listener (prefork,
+    /// thread-workers).
+    pub reuseport: bool,
+    /// Pin worker i to `cores[i % len]` (empty: do not pin).
+    pub cores: Vec<usize>,
+    /// Helper threads for blocking steps (loop-helpers) or socket I/O threads (io-threads).
+    pub helpers: usize,
+    /// Request size limits.
+    pub limits: Limits,
+}
+
+/// Per-worker request and connection counts, shared with whoever forked the server.
+pub struct Stats {
+    slots: SharedSlice<CachePadded<AtomicU64>>,
+    workers: usize,
+}
+
+impl Stats {
+    /// Counters for `workers` workers (at least one).
+    pub fn new(workers: usize) -> std::io::Result<Stats> {
+        let workers = workers.max(1);
+        Ok(Stats {
+            slots: SharedSlice::new(workers * 2)?,
+            workers,
+        })
+    }
+
+    /// Number of worker slots.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Counts one answered request for worker `w` (taken modulo the slots).
+    #[inline]
+    pub fn request(&self, w: usize) {
+        self.slots[(w % self.workers) * 2].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one accepted connection for worker `w`.
+    #[inline]
+    pub fn connection(&self, w: usize) {
+        self.slots[(w % self.workers) * 2 + 1].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests answered per worker.
+    pub fn requests(&self) -> Vec<u64> {
+        (0..self.workers)
+            .map(|w| self.slots[w * 2].load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Connections accepted per worker.
+    pub fn connections(&self) -> Vec<u64> {
+        (0..self.workers)
+            .map(|w| self.slots[w * 2 + 1].load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// What an architecture's `run` gets.
+pub struct ServerCtx<'a> {
+    /// The configuration.
+    pub cfg: &'a ServeConfig,
+    /// The listener bound by `serve` (non-blocking; SO_REUSEPORT set when `cfg.reuseport`).
+    pub listener: TcpListener,
+    /// Its address (the real port when port 0 was asked).
+    pub addr: SocketAddr,
+    /// The prepared handler.
+    pub handler: &'a Handler,
+    /// Request counters.
+    pub stats: &'a Stats,
+}
+
+/// Binds a non-blocking TCP listener with a deep backlog, optionally with SO_REUSEPORT (so
+/// several sockets, one per worker, can listen on the same port and the kernel spreads
+/// connections over them).
+pub fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt,
+        socket, sockopt,
+    };
+    let family = if addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuseport {
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    listen(&fd, Backlog::MAXCONN)?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Raises RLIMIT_NOFILE's soft limit toward `want` (up to the hard limit); returns the limit
+/// now in force. 10,000 connections need more than the usual 1,024 descriptors.
+pub fn raise_nofile(want: u64) -> Result<u64, String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    let target = want.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, target, hard)
+        .map_err(|e| format!("raising RLIMIT_NOFILE to {target}: {e}"))?;
+    Ok(target)
+}
+
+/// Starts a server: binds, prepares the handler, calls `on_ready` with the address, then runs
+/// the architecture until the process is killed.
+pub fn serve(cfg: &ServeConfig, on_ready: &mut dyn FnMut(SocketAddr)) -> Result<(), String> {
+    let stats = Stats::new(cfg.workers).map_err(|e| format!("mapping counters: {e}"))?;
+    serve_with(cfg, &stats, on_ready)
+}
+
+/// As [`serve`], counting into `stats` (created before a fork so the parent can read them).
+pub fn serve_with(
+    cfg: &ServeConfig,
+    stats: &Stats,
+    on_ready: &mut dyn FnMut(SocketAddr),
+) -> Result<(), String> {
+    let _ = raise_nofile(65_536);
+    let listener =
+        bind_listener(cfg.addr, cfg.reuseport).map_err(|e| format!("binding {}: {e}", cfg.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let handler = Handler::prepare(&cfg.handler, 1024)?;
+    on_ready(addr);
+    (cfg.arch.run)(&ServerCtx {
+        cfg,
+        listener,
+        addr,
+        handler: &handler,
+        stats,
+    })
+}
