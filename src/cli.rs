@@ -62,6 +62,31 @@ enum Command {
     },
     /// Describe this machine and what may distort its numbers.
     Sys,
+    /// Serve HTTP/1.1 with one of the backend architectures until killed.
+    Serve {
+        /// Architecture: event-loop, prefork, thread-workers, thread-per-conn,
+        /// process-per-conn, loop-helpers, io-threads.
+        #[arg(long)]
+        arch: String,
+        /// Worker processes or threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Address to listen on (loopback unless you ask otherwise).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: std::net::SocketAddr,
+        /// Per-request work: `none` or WORKLOAD[:k=v,...], e.g. spin:op_time=10us.
+        #[arg(long, default_value = "none")]
+        handler: String,
+        /// One SO_REUSEPORT listener per worker (prefork, thread-workers).
+        #[arg(long)]
+        reuseport: bool,
+        /// Pin workers to cores, spread.
+        #[arg(long)]
+        pin: bool,
+        /// Helper threads (loop-helpers) or I/O threads (io-threads).
+        #[arg(long, default_value_t = 2)]
+        helpers: usize,
+    },
 }
 
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -150,10 +175,77 @@ pub fn main() -> ExitCode {
             print!("{}", list(&suites));
             ExitCode::SUCCESS
         }
+        Command::Serve {
+            arch,
+            workers,
+            addr,
+            handler,
+            reuseport,
+            pin,
+            helpers,
+        } => serve(arch, workers, addr, handler, reuseport, pin, helpers),
         Command::Sys => {
             let m = crate::measure::machine::detect();
             print!("{}", m.render());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn serve(
+    arch: String,
+    workers: usize,
+    addr: std::net::SocketAddr,
+    handler: String,
+    reuseport: bool,
+    pin: bool,
+    helpers: usize,
+) -> ExitCode {
+    let bad = |e: String| {
+        eprintln!("Error: {e}");
+        ExitCode::from(2)
+    };
+    let arch = match crate::server::find_arch(&arch) {
+        Ok(a) => a,
+        Err(e) => return bad(e),
+    };
+    let handler = match crate::server::handler::HandlerSpec::parse(&handler) {
+        Ok(h) => h,
+        Err(e) => return bad(e),
+    };
+    if workers == 0 || workers > crate::suite::MAX_WORKERS {
+        return bad(format!(
+            "--workers {workers} is out of range: use 1 to {}",
+            crate::suite::MAX_WORKERS
+        ));
+    }
+    if !addr.ip().is_loopback() {
+        eprintln!("concbench: serving on non-loopback address {addr}, as asked");
+    }
+    let cfg = crate::server::ServeConfig {
+        arch,
+        workers,
+        addr,
+        handler,
+        reuseport,
+        cores: if pin {
+            crate::sys::allowed_cpus()
+        } else {
+            Vec::new()
+        },
+        helpers: helpers.max(1),
+        limits: Default::default(),
+    };
+    let r = crate::server::serve(&cfg, &mut |a| {
+        use std::io::Write;
+        println!("listening on {a}");
+        let _ = std::io::stdout().flush();
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(1)
         }
     }
 }
