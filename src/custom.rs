@@ -170,5 +170,6 @@ where
         noise: NoiseConfig::default(),
         cells: cells(name, op, &models, &workers),
         mechanics: Vec::new(),
+        servers: Vec::new(),
     }
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use toml::{Spanned, Value};
 
-use super::{Cell, Ctx, MAX_TASKS, MAX_WORKERS, MatrixFile, SuiteError, TasksSpec, cell_id};
+use super::{
+    Cell, Ctx, MAX_TASKS, MAX_WORKERS, MatrixFile, ServerCell, ServerFile, SuiteError, TasksSpec,
+    cell_id,
+};
 use crate::model::{self, Load, ModelDef, Pin};
 use crate::workload::{self, Params};
 
@@ -320,4 +323,169 @@ fn parse_load(v: &Value) -> Result<Load, String> {
         }
         other => Err(format!("{} is not a load: {HOW}", show(other))),
     }
+}
+
+/// Largest connection count a server cell may ask for.
+pub const MAX_CONNECTIONS: usize = 100_000;
+
+/// Whole numbers (or `"cores"` expressions when `cores_ok`) from a value or a list, each in
+/// `1..=max`.
+fn counts(
+    cx: &Ctx<'_>,
+    v: &Spanned<Value>,
+    key: &str,
+    what: &str,
+    max: usize,
+    cores_ok: bool,
+) -> Result<Vec<usize>, SuiteError> {
+    let mut out = Vec::new();
+    for (x, span) in items(v) {
+        let n = match &x {
+            Value::Integer(n) => Some(*n),
+            Value::String(s) if cores_ok => cores_expr(s),
+            _ => None,
+        };
+        match n {
+            Some(n) if n >= 1 && n as usize <= max => out.push(n as usize),
+            Some(n) => {
+                return Err(cx.err(
+                    span,
+                    key,
+                    format!("{n} {what} is out of range: use 1 to {max}"),
+                ));
+            }
+            None => {
+                return Err(cx.err(
+                    span,
+                    key,
+                    format!("{} is not a count of {what}: use whole numbers", show(&x)),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(cx.err(
+            v.span(),
+            key,
+            format!("the list is empty: give at least one count of {what}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Expands a `[[server]]` table: arch × workers × connections × handler × load.
+pub(super) fn expand_server(
+    cx: &Ctx<'_>,
+    si: usize,
+    f: &ServerFile,
+) -> Result<Vec<ServerCell>, SuiteError> {
+    let k = |key: &str| format!("server[{si}].{key}");
+    let mut archs = Vec::new();
+    for (x, span) in items(&f.arch) {
+        match x {
+            Value::String(s) => {
+                archs.push(crate::server::find_arch(&s).map_err(|e| cx.err(span, &k("arch"), e))?)
+            }
+            other => {
+                return Err(cx.err(
+                    span,
+                    &k("arch"),
+                    format!(
+                        "{} is not an architecture id, e.g. arch = [\"event-loop\", \"prefork\"]",
+                        show(&other)
+                    ),
+                ));
+            }
+        }
+    }
+    let workers = match &f.workers {
+        None => vec![1],
+        Some(v) => counts(cx, v, &k("workers"), "workers", MAX_WORKERS, true)?,
+    };
+    let connections = counts(
+        cx,
+        &f.connections,
+        &k("connections"),
+        "connections",
+        MAX_CONNECTIONS,
+        false,
+    )?;
+    let helpers = match &f.helpers {
+        None => 2,
+        Some(v) => *counts(cx, v, &k("helpers"), "helpers", 256, true)?
+            .first()
+            .unwrap_or(&2),
+    };
+    let mut handlers = Vec::new();
+    match &f.handler {
+        None => {
+            handlers.push(crate::server::handler::HandlerSpec::parse("none").expect("none parses"))
+        }
+        Some(v) => {
+            for (x, span) in items(v) {
+                match x {
+                    Value::String(s) => handlers.push(
+                        crate::server::handler::HandlerSpec::parse(&s)
+                            .map_err(|e| cx.err(span, &k("handler"), e))?,
+                    ),
+                    other => {
+                        return Err(cx.err(
+                            span,
+                            &k("handler"),
+                            format!(
+                                "{} is not a handler: use \"none\" or \"WORKLOAD:k=v\"",
+                                show(&other)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let loads = match &f.load {
+        None => vec![Load::Closed],
+        Some(v) => {
+            let list: Vec<Value> = match v.get_ref() {
+                Value::Array(a) => a.clone(),
+                x => vec![x.clone()],
+            };
+            let mut out = Vec::new();
+            for x in list {
+                out.push(parse_load(&x).map_err(|e| cx.err(v.span(), &k("load"), e))?);
+            }
+            out
+        }
+    };
+    let reuseport = f.reuseport.unwrap_or(false);
+    let mut out = Vec::new();
+    for arch in &archs {
+        let ws: Vec<usize> = if arch.uses_workers {
+            workers.clone()
+        } else {
+            vec![1]
+        };
+        for &w in &ws {
+            for &c in &connections {
+                for h in &handlers {
+                    for load in &loads {
+                        let id = format!("server/{}/w{w}/c{c}/{}/{}", arch.id, h.id(), load.id());
+                        if out.iter().any(|x: &ServerCell| x.id == id) {
+                            continue;
+                        }
+                        out.push(ServerCell {
+                            id,
+                            arch,
+                            workers: w,
+                            connections: c,
+                            handler: h.clone(),
+                            load: *load,
+                            reuseport,
+                            helpers,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }

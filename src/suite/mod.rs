@@ -95,6 +95,30 @@ pub struct Suite {
     pub cells: Vec<Cell>,
     /// The OS mechanics to measure, in file order.
     pub mechanics: Vec<MechCell>,
+    /// Backend servers under load, in file order.
+    pub servers: Vec<ServerCell>,
+}
+
+/// One server cell: an architecture with W workers and a handler, under a load of C
+/// connections (closed loop or at a rate).
+#[derive(Debug, Clone)]
+pub struct ServerCell {
+    /// `server/arch/wW/cC/handler/load`.
+    pub id: String,
+    /// The architecture.
+    pub arch: &'static crate::server::ArchDef,
+    /// Workers (1 where the architecture has none).
+    pub workers: usize,
+    /// Keep-alive connections the load generator opens.
+    pub connections: usize,
+    /// What each request does.
+    pub handler: crate::server::handler::HandlerSpec,
+    /// Closed loop or open loop at a rate (requests/s).
+    pub load: Load,
+    /// One SO_REUSEPORT listener per worker.
+    pub reuseport: bool,
+    /// Helper or I/O threads (loop-helpers, io-threads).
+    pub helpers: usize,
 }
 
 /// One OS-mechanic measurement of a suite: a mechanic with fixed parameters.
@@ -129,6 +153,20 @@ struct SuiteFile {
     matrix: Vec<Spanned<MatrixFile>>,
     #[serde(default)]
     mechanic: Vec<Spanned<MechanicFile>>,
+    #[serde(default)]
+    server: Vec<Spanned<ServerFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    arch: Spanned<Value>,
+    workers: Option<Spanned<Value>>,
+    connections: Spanned<Value>,
+    handler: Option<Spanned<Value>>,
+    load: Option<Spanned<Value>>,
+    reuseport: Option<bool>,
+    helpers: Option<Spanned<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +336,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             cells.push(cell);
         }
     }
+    let mut servers = Vec::new();
+    for (si, srv) in raw.server.iter().enumerate() {
+        for c in expand::expand_server(&cx, si, srv.get_ref())? {
+            if servers.iter().any(|x: &ServerCell| x.id == c.id) {
+                return Err(cx.err(
+                    srv.span(),
+                    &format!("server[{si}]"),
+                    format!("{} is listed twice: remove one", c.id),
+                ));
+            }
+            servers.push(c);
+        }
+    }
     let mut mechanics = Vec::new();
     for (mi, m) in raw.mechanic.iter().enumerate() {
         let m = m.get_ref();
@@ -335,6 +386,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
         noise,
         cells,
         mechanics,
+        servers,
     })
 }
 
@@ -436,7 +488,10 @@ impl Suite {
         }
         self.mechanics
             .retain(|m| mechanics.is_empty() || mechanics.iter().any(|x| x == m.mechanic.id));
-        if self.cells.is_empty() && self.mechanics.is_empty() {
+        if cells_asked || !mechanics.is_empty() {
+            self.servers.clear();
+        }
+        if self.cells.is_empty() && self.mechanics.is_empty() && self.servers.is_empty() {
             return Err(format!(
                 "nothing in suite `{}` matches the --model/--workload/--mechanic filters",
                 self.name
