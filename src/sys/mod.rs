@@ -5,8 +5,10 @@
 
 pub mod affinity;
 pub mod fd;
+pub mod mem;
 pub mod process;
 pub mod procfs;
+pub mod ring;
 pub mod rusage;
 pub mod shm;
 
