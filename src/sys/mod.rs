@@ -4,7 +4,9 @@
 //! mio fences its syscalls into `sys/`. Each `unsafe` block carries a `// SAFETY:` line.
 
 pub mod affinity;
+pub mod eventfd;
 pub mod fd;
+pub mod futex;
 pub mod mem;
 pub mod process;
 pub mod procfs;
