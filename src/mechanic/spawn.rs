@@ -13,6 +13,10 @@
 //!   naming the path.
 //! - `thread`: `std::thread::spawn(|| ()).join()` (std allocates the thread handle and an
 //!   mmap'd stack with a guard page on each spawn; glibc caches stacks of joined threads).
+//! - `pthread`: a bare `pthread_create` + `pthread_join` with glibc's defaults (via
+//!   `sys::thread`): the kernel's and libc's part of `thread`, without std's per-thread set-up
+//!   (an 8 KiB signal stack mapped with a guard page, `pthread_getattr_np`, `gettid`), which
+//!   measured as about a third of a std spawn here.
 //! - `loop-task`: adding one I/O task to an epoll loop and retiring it, the way
 //!   `model::event_loop` handles a task's fd: box a task closure and push it onto a `VecDeque`
 //!   ready queue, register an fd with the loop's mio [`Poll`] under a fresh [`Token`]
@@ -64,7 +68,7 @@ use crate::sys::{Child, Rusage, fork_child};
 use crate::workload::{ParamDef, Params, Unit, WorkloadError};
 
 /// What is spawned, as written in suites.
-pub const WHAT: &[&str] = &["fork", "fork-exec", "thread", "loop-task"];
+pub const WHAT: &[&str] = &["fork", "fork-exec", "thread", "pthread", "loop-task"];
 
 /// Exit code of a child whose exec failed (the shell's convention).
 pub const EXEC_FAILED: i32 = 127;
@@ -77,7 +81,7 @@ pub static SPAWN: MechanicDef = MechanicDef {
         name: "what",
         unit: Unit::Choice(WHAT),
         default: "fork",
-        help: "fork (+_exit+waitpid), fork-exec (+execv `concbench __noop`), thread (spawn+join), loop-task (register+deregister on epoll)",
+        help: "fork (+_exit+waitpid), fork-exec (+execv `concbench __noop`), thread (std spawn+join), pthread (bare pthread_create+join), loop-task (register+deregister on epoll)",
     }],
     build,
 };
@@ -87,6 +91,7 @@ fn build(p: &Params, env: &MechanicEnv) -> Result<Box<dyn Mechanic>, WorkloadErr
         "fork" => What::Fork,
         "fork-exec" => What::ForkExec,
         "thread" => What::Thread,
+        "pthread" => What::Pthread,
         _ => What::LoopTask,
     };
     Ok(Box::new(Spawn {
@@ -100,6 +105,7 @@ enum What {
     Fork,
     ForkExec,
     Thread,
+    Pthread,
     LoopTask,
 }
 
@@ -156,13 +162,18 @@ impl Spawn {
         ))
     }
 
-    fn threads(&self, iters: u64) -> Result<Measured, String> {
+    fn threads(&self, iters: u64, bare: bool) -> Result<Measured, String> {
         let ru0 = self_rusage();
         let t0 = Instant::now();
         for _ in 0..iters {
-            std::thread::spawn(|| ())
-                .join()
-                .map_err(|_| "spawned thread panicked".to_string())?;
+            if bare {
+                crate::sys::thread::spawn_join_bare()
+                    .map_err(|e| format!("pthread_create: {e}"))?;
+            } else {
+                std::thread::spawn(|| ())
+                    .join()
+                    .map_err(|_| "spawned thread panicked".to_string())?;
+            }
         }
         let elapsed = t0.elapsed();
         Ok(Measured {
@@ -212,7 +223,8 @@ impl Mechanic for Spawn {
         match self.what {
             What::Fork => "fork + _exit + waitpid",
             What::ForkExec => "fork + execv(__noop) + _exit + waitpid",
-            What::Thread => "thread spawn + join",
+            What::Thread => "std thread spawn + join",
+            What::Pthread => "pthread_create + pthread_join",
             What::LoopTask => "task queued + fd registered + run + deregistered (epoll)",
         }
     }
@@ -235,7 +247,8 @@ impl Mechanic for Spawn {
                     .push(("parent_minor_faults_per_iter".into(), per(parent_faults)));
                 m
             }
-            What::Thread => self.threads(iters)?,
+            What::Thread => self.threads(iters, false)?,
+            What::Pthread => self.threads(iters, true)?,
             What::LoopTask => self.loop_tasks(iters)?,
         };
         let ns = m.ns_per_iter();

@@ -13,6 +13,7 @@ pub mod procfs;
 pub mod ring;
 pub mod rusage;
 pub mod shm;
+pub mod thread;
 
 pub use affinity::{allowed_cpus, current_cpu, pin_current};
 pub use process::{Child, fork_child};
