@@ -12,6 +12,7 @@ pub mod cli;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 pub mod custom;
+pub mod load;
 pub mod measure;
 pub mod mechanic;
 pub mod model;
