@@ -683,6 +683,34 @@ mod tests {
     }
 
     #[test]
+    fn loop_keeps_serving_while_a_helper_runs_a_long_op() {
+        use std::io::{ErrorKind, Read, Write};
+        let s = start("loop-helpers", "spin:op_time=1s", 1);
+        // A's op occupies the only helper for a second...
+        let mut a = connect(s.addr);
+        a.write_all(GET).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // ...while the loop still accepts, frames and answers B (its request is refused on
+        // the loop, no op needed).
+        let mut b = connect(s.addr);
+        b.write_all(b"NOT HTTP\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_responses(&mut b, &mut buf, 1)[0].status, 400);
+        // B was answered before A's op ended.
+        a.set_nonblocking(true).unwrap();
+        let mut one = [0u8; 1];
+        let early = a.read(&mut one);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "A answered before B: {early:?}"
+        );
+        a.set_nonblocking(false).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_responses(&mut a, &mut buf, 1)[0].status, 200);
+        stop(s);
+    }
+
+    #[test]
     fn helpers_serve_pipelined_requests_in_order() {
         let s = start("loop-helpers", "spin:op_time=20us", 2);
         basic_behaviour(s.addr);
