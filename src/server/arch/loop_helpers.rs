@@ -673,8 +673,13 @@ mod tests {
     }
 
     #[test]
-    fn runs_spin_sleep_and_fsync_handlers() {
-        for h in ["spin:op_time=20us", "sleep:delay=1ms", "fsync"] {
+    fn runs_spin_sleep_fsync_and_downstream_handlers() {
+        for h in [
+            "spin:op_time=20us",
+            "sleep:delay=1ms",
+            "fsync",
+            "downstream:delay=1ms",
+        ] {
             let s = start("loop-helpers", h, 2);
             concurrent(s.addr, 8, 3);
             assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");

@@ -9,12 +9,14 @@
 //! the connection with [`serve_connection`] (blocking calls throughout) and `_exit`s; the
 //! parent closes its copy of the socket at once. Children die with the server (`PDEATHSIG`).
 //!
-//! Reaping: the parent keeps a [`Child`] per live connection process and calls `try_wait` on
-//! each after every accept batch and at least every [`REAP_EVERY`] when idle, so a finished
-//! connection leaves a zombie for at most that long. `--workers` is not used (only to size
+//! Reaping: the parent keeps a [`Child`] per live connection process (by pid) and, after every
+//! accept and at least every [`REAP_EVERY`] when idle, asks the kernel which children ended
+//! (`waitid(WNOWAIT)`) and reaps those through their `Child`, so a finished connection leaves
+//! a zombie for at most that long and the cost does not grow with the live connections. `--workers` is not used (only to size
 //! the request counters, slot `connection % workers`; children count into the shared map).
 //! A failed fork (EAGAIN, ENOMEM) is answered `503` and closed, and accepting goes on.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use crate::server::http::write_response;
 use crate::server::{ArchDef, ServerCtx};
 use crate::sys::{Child, fork_child};
 use crate::workload::{Interest, wait_fd};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 
 /// Registry entry.
 pub const ARCH: ArchDef = ArchDef {
@@ -41,7 +44,7 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
     // The listener stays non-blocking: the acceptor drains it after each poll.
     let listen_fd = ctx.listener.as_raw_fd();
     let limits = ctx.cfg.limits;
-    let mut children: Vec<Child> = Vec::new();
+    let mut children: HashMap<i32, Child> = HashMap::new();
     let mut conn = 0usize;
     loop {
         wait_fd(listen_fd, Interest::Read, Some(REAP_EVERY))
@@ -73,7 +76,9 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
             });
             let stream = slot.expect("only the child takes the stream");
             match forked {
-                Ok(child) => children.push(child),
+                Ok(child) => {
+                    children.insert(child.pid(), child);
+                }
                 Err(_) => {
                     let mut out = Vec::new();
                     write_response(&mut out, 503, b"no process for this connection\n", false);
@@ -91,9 +96,30 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
     }
 }
 
-/// Reaps every connection process that has ended; keeps the rest.
-fn reap(children: &mut Vec<Child>) {
-    children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+/// Reaps every connection process that has ended; keeps the rest. Asks the kernel which
+/// children ended (`waitid` with `WNOWAIT`, which reaps nothing) so the cost is per ended
+/// child, not per live one; then reaps each through its [`Child`]. A child that is not a
+/// connection's (a process the handler started) falls back to a sweep over every `Child`.
+fn reap(children: &mut HashMap<i32, Child>) {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        let pid = match waitid(Id::All, flags) {
+            Ok(status) => match status.pid() {
+                Some(pid) => pid.as_raw(),
+                None => return,
+            },
+            Err(_) => return,
+        };
+        match children.remove(&pid) {
+            Some(mut c) => {
+                let _ = c.try_wait();
+            }
+            None => {
+                children.retain(|_, c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,8 +146,13 @@ mod tests {
     }
 
     #[test]
-    fn runs_spin_sleep_and_fsync_handlers() {
-        for h in ["spin:op_time=20us", "sleep:delay=1ms", "fsync"] {
+    fn runs_spin_sleep_fsync_and_downstream_handlers() {
+        for h in [
+            "spin:op_time=20us",
+            "sleep:delay=1ms",
+            "fsync",
+            "downstream:delay=1ms",
+        ] {
             let s = start("process-per-conn", h, 1);
             concurrent(s.addr, 8, 3);
             assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
