@@ -10,6 +10,7 @@
 //! the balance across workers). A server runs until it is killed; its workers die with it.
 
 pub mod arch;
+pub mod blocking_conn;
 pub mod handler;
 pub mod http;
 

@@ -1,11 +1,725 @@
-//! Placeholder (being written).
+//! `loop-helpers`: one event loop owns every connection and hands the ops that would stall it
+//! to a small pool of helper threads, the way Node.js hands file-system calls and crypto work
+//! to libuv's thread pool, and the way the Flash web server's AMPED design (Pai, Druschel and
+//! Zwaenepoel, 1999) hands disk reads to helper processes.
+//!
+//! # Design
+//! One thread runs a mio (epoll, edge-triggered) loop: it accepts, reads, frames requests with
+//! [`parse_request`], writes responses, and keeps a timer heap (woken through a `timerfd`, as
+//! in the loop model). `--helpers N` threads (default 1) take jobs from the loop and send the
+//! connection back when the op is done; the loop hears of it through a `mio::Waker`.
+//!
+//! **Which ops go to the helpers** (decided once per server from the handler's workload):
+//! every op whose step blocks the calling thread: disk I/O (`fsync`, `file_read`: epoll cannot
+//! make it non-blocking) and CPU-bound work (workloads of kind `Cpu`: `spin`, `hash`,
+//! `primes`, `matmul`, `json`). Ops whose steps return `Wait`/`Sleep` instead of blocking
+//! (`sleep`, `downstream`) stay on the loop: their fds go into the loop's epoll and their
+//! deadlines into its timer heap. The mixed `request` op also stays on the loop: its parse and
+//! render spins sit inside the same `step` as its downstream exchange, so they cannot be
+//! split off without changing the workload (they run on the loop, as they would in a Node
+//! handler written without worker threads).
+//!
+//! **Who owns a task.** [`Task`] is not `Send`, so a task never moves between threads: a
+//! connection whose ops go to helpers is bound to one helper (connections are dealt out round
+//! robin), which builds the connection's task lazily, in [`Mode::Blocking`], on its own thread
+//! and keeps it in a map until the loop says the connection closed. So each helper has its own
+//! job channel rather than one shared queue as in libuv; with many connections the load evens
+//! out, with few it can be uneven. Loop-side tasks are built in [`Mode::NonBlocking`] on the
+//! loop thread.
+//!
+//! A connection has at most one op in flight; pipelined requests queue behind it and are
+//! answered in order. A connection is never freed while a helper works for it.
 
-use crate::server::ArchDef;
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Placeholder registry entry.
+use crossbeam::channel::{Receiver, Sender, unbounded};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+use crate::server::blocking_conn::{OK_BODY, run_op_blocking};
+use crate::server::handler::Handler;
+use crate::server::http::{Limits, Parse, Refusal, parse_request, write_response};
+use crate::server::{ArchDef, ServerCtx, Stats};
+use crate::workload::{Kind, Mode, Step, Task};
+
+/// Registry entry.
 pub const ARCH: ArchDef = ArchDef {
     id: "loop-helpers",
-    who: "pending",
+    who: "Node.js (libuv thread pool), Flash (AMPED helpers)",
     uses_workers: false,
-    run: |_| Err("pending".into()),
+    run,
 };
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+const TIMER: Token = Token(usize::MAX - 2);
+
+/// Token of connection slot `i`'s socket; its task's fds use `sock + 1`.
+fn sock_token(i: usize) -> Token {
+    Token(i * 2)
+}
+
+/// Where a handler's ops run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// `none`: answered at once on the loop.
+    Nothing,
+    /// Stepped on the loop; `Wait`/`Sleep` integrated in epoll and the timer heap.
+    Loop,
+    /// Run on a helper thread.
+    Helper,
+}
+
+fn placement(ctx: &ServerCtx<'_>) -> Placement {
+    match ctx.cfg.handler.workload {
+        None => Placement::Nothing,
+        Some(d) if d.kind == Kind::Cpu || matches!(d.id, "fsync" | "file_read") => {
+            Placement::Helper
+        }
+        Some(_) => Placement::Loop,
+    }
+}
+
+/// What the loop asks of a helper.
+enum Job {
+    /// Run one op of connection `serial` (building its task on first use).
+    Run {
+        slot: usize,
+        serial: u64,
+        conn: usize,
+    },
+    /// The connection closed: drop its task.
+    Forget { serial: u64 },
+}
+
+/// A helper's answer: the op of `serial` ended (Err: the handler failed).
+struct Finished {
+    slot: usize,
+    serial: u64,
+    result: Result<(), String>,
+}
+
+fn helper(handler: &Handler, jobs: Receiver<Job>, done: Sender<Finished>, waker: &Waker) {
+    let mut tasks: HashMap<u64, Option<Box<dyn Task>>> = HashMap::new();
+    for job in jobs {
+        match job {
+            Job::Run { slot, serial, conn } => {
+                let result = match tasks.entry(serial) {
+                    Entry::Occupied(e) => Ok(e.into_mut()),
+                    Entry::Vacant(v) => handler.task(conn, Mode::Blocking).map(|t| v.insert(t)),
+                }
+                .and_then(|t| match t {
+                    Some(t) => run_op_blocking(t.as_mut()),
+                    None => Ok(()),
+                });
+                if done
+                    .send(Finished {
+                        slot,
+                        serial,
+                        result,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::Forget { serial } => {
+                tasks.remove(&serial);
+            }
+        }
+    }
+}
+
+/// What a queued request needs.
+enum Pending {
+    /// A framed request; answer 200 after its op.
+    Request { keep_alive: bool },
+    /// Answer this status and close.
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Busy {
+    Idle,
+    /// A helper runs the op.
+    Helper,
+    /// The loop-side task waits for one of its fds.
+    Wait,
+    /// The loop-side task sleeps (its deadline is in the timer heap).
+    Sleep,
+}
+
+struct Conn {
+    stream: TcpStream,
+    serial: u64,
+    /// Connection number for the handler (seed, files).
+    number: usize,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    written: usize,
+    pending: VecDeque<Pending>,
+    busy: Busy,
+    /// Loop-side task (Placement::Loop).
+    task: Option<Box<dyn Task>>,
+    task_built: bool,
+    task_fds: Vec<RawFd>,
+    /// The client sent EOF (answer what is queued, then close).
+    eof: bool,
+    /// Answer nothing more; close once the output is flushed.
+    closing: bool,
+    /// Stop framing: a request was refused.
+    refused: bool,
+}
+
+struct Server<'a> {
+    poll: Poll,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    next_serial: u64,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    placement: Placement,
+    handler: &'a Handler,
+    stats: &'a Stats,
+    limits: Limits,
+    helpers: Vec<Sender<Job>>,
+}
+
+fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
+    let placement = placement(ctx);
+    let poll = Poll::new().map_err(|e| format!("epoll_create: {e}"))?;
+    let waker = Arc::new(
+        Waker::new(poll.registry(), WAKER).map_err(|e| format!("creating the waker: {e}"))?,
+    );
+    let (done_tx, done_rx) = unbounded::<Finished>();
+    let n_helpers = if placement == Placement::Helper {
+        ctx.cfg.helpers.max(1)
+    } else {
+        0
+    };
+    std::thread::scope(|scope| {
+        let mut helpers = Vec::with_capacity(n_helpers);
+        for h in 0..n_helpers {
+            let (tx, rx) = unbounded::<Job>();
+            let done = done_tx.clone();
+            let waker = Arc::clone(&waker);
+            let handler = ctx.handler;
+            std::thread::Builder::new()
+                .name(format!("helper-{h}"))
+                .spawn_scoped(scope, move || helper(handler, rx, done, &waker))
+                .map_err(|e| format!("spawning helper {h}: {e}"))?;
+            helpers.push(tx);
+        }
+        drop(done_tx);
+        let mut server = Server {
+            poll,
+            conns: Vec::new(),
+            free: Vec::new(),
+            next_serial: 0,
+            timers: BinaryHeap::new(),
+            placement,
+            handler: ctx.handler,
+            stats: ctx.stats,
+            limits: ctx.cfg.limits,
+            helpers,
+        };
+        // Returning drops the job senders, so the helpers end and the scope can join them.
+        server.serve(ctx, &done_rx)
+    })
+}
+
+impl Server<'_> {
+    fn serve(&mut self, ctx: &ServerCtx<'_>, done: &Receiver<Finished>) -> Result<(), String> {
+        let std_listener = ctx
+            .listener
+            .try_clone()
+            .map_err(|e| format!("dup(listener): {e}"))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let mut listener = TcpListener::from_std(std_listener);
+        self.poll
+            .registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(|e| format!("timerfd_create: {e}"))?;
+        let timer_fd = timer.as_fd().as_raw_fd();
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)
+            .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
+        let mut armed: Option<Instant> = None;
+        let mut events = Events::with_capacity(1024);
+        let mut accepted = 0usize;
+        loop {
+            if let Some(&Reverse((due, _, _))) = self.timers.peek()
+                && armed != Some(due)
+            {
+                let left = due
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_nanos(1));
+                timer
+                    .set(
+                        Expiration::OneShot(TimeSpec::from_duration(left)),
+                        TimerSetTimeFlags::empty(),
+                    )
+                    .map_err(|e| format!("timerfd_settime: {e}"))?;
+                armed = Some(due);
+            }
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("epoll_wait: {e}")),
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(&listener, &mut accepted)?,
+                    WAKER => {}
+                    TIMER => {
+                        let _ = timer.wait();
+                        armed = None;
+                    }
+                    Token(t) => {
+                        let slot = t / 2;
+                        if t % 2 == 0 {
+                            self.on_socket(slot, ev.is_readable() || ev.is_read_closed());
+                        } else {
+                            self.on_task_fd(slot);
+                        }
+                    }
+                }
+            }
+            // Ops the helpers finished.
+            while let Ok(f) = done.try_recv() {
+                self.on_finished(f);
+            }
+            // Deadlines that passed.
+            let now = Instant::now();
+            while let Some(&Reverse((due, slot, serial))) = self.timers.peek() {
+                if due > now {
+                    break;
+                }
+                self.timers.pop();
+                if let Some(c) = self.conn_mut(slot, serial)
+                    && c.busy == Busy::Sleep
+                {
+                    c.busy = Busy::Idle;
+                    self.advance(slot);
+                }
+            }
+        }
+    }
+
+    fn conn_mut(&mut self, slot: usize, serial: u64) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(slot)
+            .and_then(|c| c.as_mut())
+            .filter(|c| c.serial == serial)
+    }
+
+    fn accept_all(&mut self, listener: &TcpListener, accepted: &mut usize) -> Result<(), String> {
+        loop {
+            let mut stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if super::thread_per_conn::is_fd_exhaustion(&e) => {
+                    // Level of the listener stays high; retry on the next event or wake-up.
+                    std::thread::sleep(Duration::from_millis(1));
+                    return Ok(());
+                }
+                Err(e) if super::thread_per_conn::is_transient(&e) => continue,
+                Err(e) => return Err(format!("accept: {e}")),
+            };
+            let _ = stream.set_nodelay(true);
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut stream,
+                    sock_token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                self.free.push(slot);
+                continue;
+            }
+            self.stats.connection(0);
+            let serial = self.next_serial;
+            self.next_serial += 1;
+            self.conns[slot] = Some(Conn {
+                stream,
+                serial,
+                number: *accepted,
+                inbuf: Vec::new(),
+                outbuf: Vec::new(),
+                written: 0,
+                pending: VecDeque::new(),
+                busy: Busy::Idle,
+                task: None,
+                task_built: false,
+                task_fds: Vec::new(),
+                eof: false,
+                closing: false,
+                refused: false,
+            });
+            *accepted += 1;
+        }
+    }
+
+    /// The socket is readable and/or writable.
+    fn on_socket(&mut self, slot: usize, readable: bool) {
+        let limits = self.limits;
+        let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if readable && !c.eof && !c.closing {
+            read_and_frame(c, &limits);
+        }
+        self.advance(slot);
+    }
+
+    /// One of the loop-side task's fds is ready.
+    fn on_task_fd(&mut self, slot: usize) {
+        if let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut())
+            && c.busy == Busy::Wait
+        {
+            c.busy = Busy::Idle;
+            self.advance(slot);
+        }
+    }
+
+    fn on_finished(&mut self, f: Finished) {
+        let stats = self.stats;
+        let Some(c) = self.conn_mut(f.slot, f.serial) else {
+            return;
+        };
+        c.busy = Busy::Idle;
+        match f.result {
+            Ok(()) => answer(c, stats),
+            Err(e) => fail(c, &e),
+        }
+        self.advance(f.slot);
+    }
+
+    /// Starts or continues the connection's ops until one is in flight or none is queued,
+    /// then writes what it can and closes the connection if it is done.
+    fn advance(&mut self, slot: usize) {
+        let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        while c.busy == Busy::Idle && !c.closing {
+            match c.pending.front() {
+                None => break,
+                Some(Pending::Refused(r)) => {
+                    write_response(&mut c.outbuf, r.status, r.reason.as_bytes(), false);
+                    c.closing = true;
+                    c.pending.clear();
+                    break;
+                }
+                Some(Pending::Request { .. }) => {}
+            }
+            match self.placement {
+                Placement::Nothing => answer(c, self.stats),
+                Placement::Helper => {
+                    let h = (c.serial % self.helpers.len() as u64) as usize;
+                    c.task_built = true;
+                    let job = Job::Run {
+                        slot,
+                        serial: c.serial,
+                        conn: c.number,
+                    };
+                    if self.helpers[h].send(job).is_err() {
+                        fail(c, "the helper thread is gone");
+                    } else {
+                        c.busy = Busy::Helper;
+                    }
+                }
+                Placement::Loop => match step_on_loop(c, self.handler, &self.poll, slot) {
+                    Ok(Some(Step::Done)) | Ok(None) => answer(c, self.stats),
+                    Ok(Some(Step::Sleep { until })) => {
+                        c.busy = Busy::Sleep;
+                        self.timers.push(Reverse((until, slot, c.serial)));
+                    }
+                    Ok(Some(Step::Wait { .. })) => c.busy = Busy::Wait,
+                    Err(e) => fail(c, &e),
+                },
+            }
+        }
+        let alive = flush(c);
+        let done = c.outbuf.is_empty()
+            && (c.closing || (c.eof && c.pending.is_empty() && c.busy == Busy::Idle));
+        if (!alive || done) && c.busy != Busy::Helper {
+            self.close(slot);
+        } else if !alive {
+            // A helper still works for it: drop everything, close when it reports.
+            c.closing = true;
+            c.pending.clear();
+            c.outbuf.clear();
+            c.written = 0;
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        let Some(mut c) = self.conns[slot].take() else {
+            return;
+        };
+        let reg = self.poll.registry();
+        for fd in &c.task_fds {
+            let _ = reg.deregister(&mut SourceFd(fd));
+        }
+        let _ = reg.deregister(&mut c.stream);
+        if self.placement == Placement::Helper && c.task_built {
+            let h = (c.serial % self.helpers.len() as u64) as usize;
+            let _ = self.helpers[h].send(Job::Forget { serial: c.serial });
+        }
+        // Shut our side, then discard what the client still sent, so unread data does not
+        // turn the close into a RST that could destroy the last response.
+        let _ = c.stream.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            match c.stream.read(&mut sink) {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        drop(c);
+        self.free.push(slot);
+    }
+}
+
+/// Reads until the socket would block (edge-triggered), then frames every whole request.
+pub(crate) fn read_and_frame_into(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    limits: &Limits,
+    mut push: impl FnMut(Parse) -> bool,
+) -> (bool, bool) {
+    let mut eof = false;
+    let mut dead = false;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => {
+                dead = true;
+                break;
+            }
+        }
+    }
+    let mut start = 0;
+    loop {
+        let p = parse_request(&inbuf[start..], limits);
+        match &p {
+            Parse::Partial => break,
+            Parse::Complete(r) => start += r.consumed,
+            Parse::Refused(_) => start = inbuf.len(),
+        }
+        if !push(p) {
+            start = inbuf.len();
+            break;
+        }
+    }
+    inbuf.drain(..start);
+    (eof, dead)
+}
+
+fn read_and_frame(c: &mut Conn, limits: &Limits) {
+    let refused = &mut c.refused;
+    let pending = &mut c.pending;
+    if *refused {
+        c.inbuf.clear();
+    }
+    let (eof, dead) = read_and_frame_into(&mut c.stream, &mut c.inbuf, limits, |p| {
+        if *refused {
+            return false;
+        }
+        match p {
+            Parse::Complete(r) => pending.push_back(Pending::Request {
+                keep_alive: r.keep_alive,
+            }),
+            Parse::Refused(r) => {
+                pending.push_back(Pending::Refused(r));
+                *refused = true;
+            }
+            Parse::Partial => {}
+        }
+        !*refused
+    });
+    if *refused {
+        c.inbuf.clear();
+    }
+    c.eof |= eof || dead;
+    if dead {
+        c.pending.clear();
+        c.closing = true;
+    }
+}
+
+/// Steps the connection's loop-side task once (building it on first use). `None`: no task.
+fn step_on_loop(
+    c: &mut Conn,
+    handler: &Handler,
+    poll: &Poll,
+    slot: usize,
+) -> Result<Option<Step>, String> {
+    if !c.task_built {
+        c.task_built = true;
+        c.task = handler.task(c.number, Mode::NonBlocking)?;
+    }
+    let Some(task) = c.task.as_mut() else {
+        return Ok(None);
+    };
+    let step = task.step().map_err(|e| e.to_string())?;
+    if let Step::Wait { fd, .. } = step
+        && !c.task_fds.contains(&fd)
+    {
+        poll.registry()
+            .register(
+                &mut SourceFd(&fd),
+                Token(sock_token(slot).0 + 1),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| format!("epoll_ctl(ADD, fd {fd}): {e}"))?;
+        c.task_fds.push(fd);
+    }
+    Ok(Some(step))
+}
+
+/// The front request's op finished: queue its 200.
+fn answer(c: &mut Conn, stats: &Stats) {
+    let keep_alive = match c.pending.pop_front() {
+        Some(Pending::Request { keep_alive }) => keep_alive,
+        _ => false,
+    };
+    write_response(&mut c.outbuf, 200, OK_BODY, keep_alive);
+    stats.request(0);
+    if !keep_alive {
+        c.closing = true;
+        c.pending.clear();
+    }
+}
+
+/// The handler failed: answer 500 and close.
+fn fail(c: &mut Conn, why: &str) {
+    write_response(&mut c.outbuf, 500, why.as_bytes(), false);
+    c.closing = true;
+    c.pending.clear();
+}
+
+/// Writes what the socket takes; false when the connection is broken.
+pub(crate) fn flush_into(stream: &mut TcpStream, out: &mut Vec<u8>, written: &mut usize) -> bool {
+    while *written < out.len() {
+        match stream.write(&out[*written..]) {
+            Ok(0) => return false,
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // The WRITABLE edge brings us back.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+    out.clear();
+    *written = 0;
+    true
+}
+
+fn flush(c: &mut Conn) -> bool {
+    flush_into(&mut c.stream, &mut c.outbuf, &mut c.written)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::blocking_conn::testkit::*;
+
+    #[test]
+    fn serves_keep_alive_pipelined_and_refuses_malformed() {
+        let s = start("loop-helpers", "none", 2);
+        basic_behaviour(s.addr);
+        stop(s);
+    }
+
+    #[test]
+    fn hundred_concurrent_connections() {
+        let s = start("loop-helpers", "none", 2);
+        concurrent(s.addr, 100, 5);
+        assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
+        assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
+        stop(s);
+    }
+
+    #[test]
+    fn runs_spin_sleep_fsync_and_downstream_handlers() {
+        for h in [
+            "spin:op_time=20us",
+            "sleep:delay=1ms",
+            "fsync",
+            "downstream:delay=1ms",
+        ] {
+            let s = start("loop-helpers", h, 2);
+            concurrent(s.addr, 8, 3);
+            assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
+            stop(s);
+        }
+    }
+
+    #[test]
+    fn loop_keeps_serving_while_a_helper_runs_a_long_op() {
+        use std::io::{ErrorKind, Read, Write};
+        let s = start("loop-helpers", "spin:op_time=1s", 1);
+        // A's op occupies the only helper for a second...
+        let mut a = connect(s.addr);
+        a.write_all(GET).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // ...while the loop still accepts, frames and answers B (its request is refused on
+        // the loop, no op needed).
+        let mut b = connect(s.addr);
+        b.write_all(b"NOT HTTP\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_responses(&mut b, &mut buf, 1)[0].status, 400);
+        // B was answered before A's op ended.
+        a.set_nonblocking(true).unwrap();
+        let mut one = [0u8; 1];
+        let early = a.read(&mut one);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "A answered before B: {early:?}"
+        );
+        a.set_nonblocking(false).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_responses(&mut a, &mut buf, 1)[0].status, 200);
+        stop(s);
+    }
+
+    #[test]
+    fn helpers_serve_pipelined_requests_in_order() {
+        let s = start("loop-helpers", "spin:op_time=20us", 2);
+        basic_behaviour(s.addr);
+        concurrent(s.addr, 20, 5);
+        stop(s);
+    }
+}

@@ -1,11 +1,128 @@
-//! Placeholder (being written).
+//! `thread-per-conn`: one OS thread per client connection, the way SQL Server (its worker per
+//! session, in thread mode) and MySQL (`one-thread-per-connection`, its default) serve clients.
+//!
+//! # Design
+//! The listener is switched to blocking and one acceptor thread loops on `accept`; every
+//! accepted connection gets `TCP_NODELAY` and a new scoped thread that runs
+//! [`serve_connection`]: blocking reads, the handler op run with blocking calls, blocking
+//! writes. The kernel's scheduler is the only multiplexer. There is no cap on live threads
+//! (`--workers` is not used; it only sizes the request counters, which are kept per
+//! `connection % workers`): the point of the model is one thread per client, whatever the
+//! count. When the kernel refuses a new thread (EAGAIN: thread or memory limits) the
+//! connection is answered `503 Service Unavailable` and closed, and accepting goes on.
+//! Running out of descriptors on `accept` (EMFILE/ENFILE) backs off 10 ms and retries.
 
-use crate::server::ArchDef;
+use std::io::{ErrorKind, Write};
+use std::time::Duration;
 
-/// Placeholder registry entry.
+use crate::server::blocking_conn::{close_gracefully, serve_connection};
+use crate::server::http::write_response;
+use crate::server::{ArchDef, ServerCtx};
+
+/// Registry entry.
 pub const ARCH: ArchDef = ArchDef {
     id: "thread-per-conn",
-    who: "pending",
+    who: "SQL Server, MySQL (one thread per connection)",
     uses_workers: false,
-    run: |_| Err("pending".into()),
+    run,
 };
+
+/// Stack of a connection thread: the handlers' ops keep their data on the heap.
+const STACK: usize = 512 * 1024;
+
+fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
+    ctx.listener
+        .set_nonblocking(false)
+        .map_err(|e| format!("making the listener blocking: {e}"))?;
+    let limits = ctx.cfg.limits;
+    std::thread::scope(|scope| {
+        let mut conn = 0usize;
+        loop {
+            let stream = match ctx.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                // The client gave up before we accepted it, a signal: keep accepting.
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(format!("accept: {e}")),
+            };
+            let id = conn;
+            conn += 1;
+            let _ = stream.set_nodelay(true);
+            ctx.stats.connection(id);
+            // The thread gets its own handle; if spawning fails we still hold one to answer.
+            let mine = match stream.try_clone() {
+                Ok(s) => s,
+                Err(_) => continue,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("conn-{id}"))
+                .stack_size(STACK)
+                .spawn_scoped(scope, move || {
+                    serve_connection(mine, ctx.handler, ctx.stats, id, id, &limits)
+                });
+            if spawned.is_err() {
+                let mut out = Vec::new();
+                write_response(&mut out, 503, b"no thread for this connection\n", false);
+                let mut s = &stream;
+                let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = s.write_all(&out);
+                close_gracefully(&stream);
+            }
+        }
+    })
+}
+
+/// Out of descriptors: retry after a pause rather than spin.
+pub(crate) fn is_fd_exhaustion(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Errors after which `accept` should simply be called again.
+pub(crate) fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Interrupted | ErrorKind::ConnectionAborted | ErrorKind::WouldBlock
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EPROTO | libc::ENOBUFS | libc::ENOMEM | libc::EPERM)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::blocking_conn::testkit::*;
+
+    #[test]
+    fn serves_keep_alive_pipelined_and_refuses_malformed() {
+        let s = start("thread-per-conn", "none", 1);
+        basic_behaviour(s.addr);
+        stop(s);
+    }
+
+    #[test]
+    fn hundred_concurrent_connections() {
+        let s = start("thread-per-conn", "none", 1);
+        concurrent(s.addr, 100, 5);
+        assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
+        assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
+        stop(s);
+    }
+
+    #[test]
+    fn runs_spin_sleep_fsync_and_downstream_handlers() {
+        for h in [
+            "spin:op_time=20us",
+            "sleep:delay=1ms",
+            "fsync",
+            "downstream:delay=1ms",
+        ] {
+            let s = start("thread-per-conn", h, 1);
+            concurrent(s.addr, 8, 3);
+            assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
+            stop(s);
+        }
+    }
+}
