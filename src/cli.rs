@@ -62,6 +62,9 @@ enum Command {
     },
     /// Describe this machine and what may distort its numbers.
     Sys,
+    /// Load an HTTP/1.1 server: closed loop or open loop at a rate, latency corrected for
+    /// coordinated omission.
+    Load(crate::load::LoadArgs),
     /// Serve HTTP/1.1 with one of the backend architectures until killed.
     Serve {
         /// Architecture: event-loop, prefork, thread-workers, thread-per-conn,
@@ -141,10 +144,11 @@ pub fn main() -> ExitCode {
                 self_exe: None,
             };
             eprintln!(
-                "concbench: suite {} ({} cells, {} mechanics × {} repeats, window {}, warmup {}) → {}",
+                "concbench: suite {} ({} cells, {} mechanics, {} servers × {} repeats, window {}, warmup {}) → {}",
                 s.name,
                 s.cells.len(),
                 s.mechanics.len(),
+                s.servers.len(),
                 s.repeats,
                 format_duration(s.duration),
                 format_duration(s.warmup),
@@ -184,6 +188,7 @@ pub fn main() -> ExitCode {
             pin,
             helpers,
         } => serve(arch, workers, addr, handler, reuseport, pin, helpers),
+        Command::Load(args) => crate::load::main(args),
         Command::Sys => {
             let m = crate::measure::machine::detect();
             print!("{}", m.render());

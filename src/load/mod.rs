@@ -444,6 +444,22 @@ pub struct LoadReport {
 /// Runs the load described by `cfg` and reports what it measured. Errors: invalid config,
 /// a target refused (non-loopback), or connections that cannot be opened.
 pub fn run(cfg: &LoadConfig) -> Result<LoadReport, String> {
+    run_observed(cfg, &mut |_| {})
+}
+
+/// An edge of the measured window, as the generator's schedule has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// The warmup ended; the window opens.
+    WindowStart,
+    /// The window closes (connections are still open; the drain follows).
+    WindowEnd,
+}
+
+/// As [`run`], calling `observe` from the calling thread at the window's start and end
+/// (within a scheduler wake-up of the generator threads' own edges), while every connection is
+/// still open: the server runner reads the server's kernel accounting there.
+pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<LoadReport, String> {
     let addr = cfg.validate()?;
     let request: Arc<[u8]> = frame::build_request(&cfg.path, &cfg.target).into();
     let t = cfg.threads;
@@ -522,8 +538,20 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadReport, String> {
         for tx in &start_txs {
             let _ = tx.send(times);
         }
+        drop(start_txs);
+        for (edge, at) in [
+            (Edge::WindowStart, times.window_start),
+            (Edge::WindowEnd, times.window_end),
+        ] {
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            observe(edge);
+        }
+    } else {
+        drop(start_txs);
     }
-    drop(start_txs);
     let mut outs = Vec::with_capacity(t);
     for h in handles {
         match h.join() {

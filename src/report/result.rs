@@ -39,6 +39,9 @@ pub struct Results {
     /// One entry per OS mechanic of the suite, in suite order.
     #[serde(default)]
     pub mechanics: Vec<MechanicResult>,
+    /// One entry per server cell of the suite, in suite order.
+    #[serde(default)]
+    pub servers: Vec<ServerResult>,
 }
 
 /// The tool that wrote the results.
@@ -308,4 +311,74 @@ pub struct MechanicResult {
     pub extra: BTreeMap<String, Spread>,
     /// Every window.
     pub samples: Vec<MechanicSample>,
+}
+
+/// One measured window of a server cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerWindow {
+    /// Repeat index.
+    pub repeat: u32,
+    /// Responses per second the generator measured.
+    pub requests_per_sec: f64,
+    /// Errors the generator counted in the window (all kinds).
+    pub errors: u64,
+    /// Responses the generator received over the whole run (warmup, window, drain).
+    pub generator_responses: u64,
+    /// Requests the server answered over the same run (the generator's count can be lower
+    /// only by responses still in flight when it stopped reading).
+    pub server_requests: u64,
+}
+
+/// Everything measured for one server cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerResult {
+    /// `server/arch/wW/cC/handler/load`.
+    pub id: String,
+    /// Architecture id.
+    pub arch: String,
+    /// Workers.
+    pub workers: usize,
+    /// Keep-alive connections of the generator.
+    pub connections: usize,
+    /// Handler (`none` or `workload:params`).
+    pub handler: String,
+    /// Closed loop or open loop at a rate.
+    pub load: Load,
+    /// Pending, ok, failed or timed-out.
+    pub status: Status,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// Windows measured so far.
+    pub repeats_done: u32,
+    /// Responses per second over repeats.
+    pub requests_per_sec: Spread,
+    /// Latency from the intended send time (no coordinated omission), last window.
+    pub latency_ns: Latency,
+    /// Latency from the actual send time, last window.
+    pub latency_uncorrected_ns: Latency,
+    /// Errors in the windows, summed over repeats.
+    pub errors: u64,
+    /// Server context switches per request answered in the window (every thread of every
+    /// server process).
+    pub ctx_switches_per_request: Switches,
+    /// Server CPU per request, ns (user + system, from schedstat).
+    pub cpu_ns_per_request: f64,
+    /// Requests each worker answered (last window): the balance across workers.
+    pub per_worker_requests: Vec<u64>,
+    /// Smallest worker's share of requests ÷ largest's (1.0 = perfectly even).
+    pub balance: f64,
+    /// Server processes and threads at the end of the last window.
+    pub server_processes: u64,
+    /// Threads over all server processes.
+    pub server_threads: u64,
+    /// RSS of the server processes, bytes (last window).
+    pub rss_bytes: u64,
+    /// PSS of the server processes, bytes (last window).
+    pub pss_bytes: u64,
+    /// The generator's CPU share (0..1 per thread) in the last window.
+    pub generator_cpu: f64,
+    /// Generator and placement warnings (the generator may be the bottleneck; shared cores).
+    pub warnings: Vec<String>,
+    /// Every window.
+    pub samples: Vec<ServerWindow>,
 }

@@ -118,6 +118,10 @@ pub fn render(results: &Results) -> String {
         out.push_str(&render_mechanics(results, &mut notes));
         out.push('\n');
     }
+    if !results.servers.is_empty() {
+        out.push_str(&render_servers(results, &mut notes));
+        out.push('\n');
+    }
     for w in &results.machine_warnings {
         out.push_str(&format!("machine: {w}\n"));
     }
@@ -169,6 +173,67 @@ fn render_mechanics(results: &Results, notes: &mut Vec<String>) -> String {
         }
     }
     for i in 2..5 {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.to_string()
+}
+
+/// The servers table: requests/s, corrected latency, server cost per request, balance.
+fn render_servers(results: &Results, notes: &mut Vec<String>) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "server",
+        "req/s",
+        "range",
+        "p50",
+        "p99",
+        "p99 uncorr.",
+        "errors",
+        "csw/req",
+        "cpu/req",
+        "balance",
+        "PSS",
+    ]);
+    for s in &results.servers {
+        let mut label = format!("{} w{} c{} {}", s.arch, s.workers, s.connections, s.handler);
+        if s.load != crate::model::Load::Closed {
+            label.push_str(&format!(" {}/s", s.load.id().trim_start_matches('r')));
+        }
+        if s.status != Status::Ok {
+            t.add_row(vec![label, format!("{:?}", s.status).to_lowercase()]);
+        } else {
+            t.add_row(vec![
+                label,
+                si(s.requests_per_sec.median),
+                format!(
+                    "{}..{}",
+                    si(s.requests_per_sec.min),
+                    si(s.requests_per_sec.max)
+                ),
+                ns(s.latency_ns.p50 as f64),
+                ns(s.latency_ns.p99 as f64),
+                ns(s.latency_uncorrected_ns.p99 as f64),
+                s.errors.to_string(),
+                format!(
+                    "{:.2}",
+                    s.ctx_switches_per_request.voluntary + s.ctx_switches_per_request.involuntary
+                ),
+                ns(s.cpu_ns_per_request),
+                format!("{:.2}", s.balance),
+                mib(s.pss_bytes),
+            ]);
+        }
+        if let Some(e) = &s.error {
+            notes.push(format!("{}: {e}", s.id));
+        }
+        for w in &s.warnings {
+            notes.push(format!("{}: {w}", s.id));
+        }
+    }
+    for i in 1..11 {
         if let Some(col) = t.column_mut(i) {
             col.set_cell_alignment(CellAlignment::Right);
         }

@@ -9,6 +9,7 @@
 
 pub mod cell;
 pub mod mechanic;
+pub mod server;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -120,7 +121,13 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     };
     write_all(&results, &opts.out_dir)?;
 
-    let total = (suite.cells.len() + suite.mechanics.len()) as u64 * suite.repeats as u64;
+    let mut server_accs: Vec<server::ServerAcc> = suite
+        .servers
+        .iter()
+        .map(|_| server::ServerAcc::default())
+        .collect();
+    let total = (suite.cells.len() + suite.mechanics.len() + suite.servers.len()) as u64
+        * suite.repeats as u64;
     let bar = progress_bar(total, opts.progress);
     for repeat in 0..suite.repeats {
         for (ci, c) in suite.cells.iter().enumerate() {
@@ -183,6 +190,23 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                     Err(e) => acc.status = Some(e.status(repeat)),
                 }
                 results.mechanics[mi] = to_mech_result(m, acc);
+                results.updated_unix = unix_now();
+                write_all(&results, &opts.out_dir)?;
+            }
+            bar.inc(1);
+        }
+        for (si, srv) in suite.servers.iter().enumerate() {
+            bar.set_message(srv.id.clone());
+            let acc = &mut server_accs[si];
+            if acc.status.is_none() {
+                if !opts.skip_idle_wait {
+                    noise::wait_for_idle(&suite.noise);
+                }
+                match server::run_server_window(srv, &env) {
+                    Ok(s) => acc.add(repeat, s),
+                    Err(e) => acc.status = Some(e.status(repeat)),
+                }
+                results.servers[si] = server::to_server_result(srv, acc);
                 results.updated_unix = unix_now();
                 write_all(&results, &opts.out_dir)?;
             }
@@ -264,6 +288,11 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
             .mechanics
             .iter()
             .map(|m| to_mech_result(m, &MechAcc::default()))
+            .collect(),
+        servers: suite
+            .servers
+            .iter()
+            .map(|s| server::to_server_result(s, &server::ServerAcc::default()))
             .collect(),
     }
 }

@@ -315,11 +315,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             }
         };
     }
-    if raw.matrix.is_empty() && raw.mechanic.is_empty() {
+    if raw.matrix.is_empty() && raw.mechanic.is_empty() && raw.server.is_empty() {
         return Err(cx.err(
             0..0,
             "matrix",
-            "the suite has no [[matrix]] or [[mechanic]] table: add one (see workloads/README.md)",
+            "the suite has no [[matrix]], [[mechanic]] or [[server]] table: add one (see workloads/README.md)",
         ));
     }
     let mut cells = Vec::new();

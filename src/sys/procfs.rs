@@ -59,6 +59,93 @@ pub fn is_dead(pid: i32) -> bool {
     }
 }
 
+/// Process `root` and every live descendant of it (children, grandchildren …), from the
+/// parent pids in `/proc/*/stat`.
+pub fn process_tree(root: i32) -> Vec<i32> {
+    let mut parent = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            if let Some(pp) = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+            {
+                parent.push((pid, pp));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// What the kernel has accounted to every thread of process `pid` so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskTotals {
+    /// Threads seen.
+    pub threads: u64,
+    /// Sum of `voluntary_ctxt_switches` over the threads.
+    pub voluntary: u64,
+    /// Sum of `nonvoluntary_ctxt_switches`.
+    pub involuntary: u64,
+    /// Sum of the threads' run time (`schedstat`), nanoseconds.
+    pub cpu_ns: u64,
+}
+
+impl TaskTotals {
+    /// Field-wise sum.
+    pub fn add(&self, o: &TaskTotals) -> TaskTotals {
+        TaskTotals {
+            threads: self.threads + o.threads,
+            voluntary: self.voluntary + o.voluntary,
+            involuntary: self.involuntary + o.involuntary,
+            cpu_ns: self.cpu_ns + o.cpu_ns,
+        }
+    }
+}
+
+/// Sums context switches and CPU time over every thread in `/proc/PID/task/*` (zeros for a
+/// process that is gone).
+pub fn task_totals(pid: i32) -> TaskTotals {
+    let mut t = TaskTotals::default();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return t;
+    };
+    for e in rd.flatten() {
+        let dir = e.path();
+        if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
+            t.threads += 1;
+            for l in status.lines() {
+                let num = |k: &str| {
+                    l.strip_prefix(k)
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                t.voluntary += num("voluntary_ctxt_switches:");
+                t.involuntary += num("nonvoluntary_ctxt_switches:");
+            }
+        }
+        if let Ok(ss) = std::fs::read_to_string(dir.join("schedstat")) {
+            t.cpu_ns += ss
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    t
+}
+
 /// Machine-wide CPU time from the first line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
@@ -151,5 +238,9 @@ mod tests {
         assert!(cpu_times().unwrap().total() > 0);
         assert!(ns_per_tick() > 0);
         assert!(thread_cpu_ns(std::process::id() as i32).unwrap() > 0);
+        let me = std::process::id() as i32;
+        let t = task_totals(me);
+        assert!(t.threads >= 1 && t.cpu_ns > 0, "{t:?}");
+        assert_eq!(process_tree(me)[0], me);
     }
 }
