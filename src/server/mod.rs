@@ -13,6 +13,7 @@ pub mod arch;
 pub mod blocking_conn;
 pub mod handler;
 pub mod http;
+pub mod loop_core;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,988 @@
+//! The single-threaded epoll (mio) server loop shared by the `event-loop` (Redis, Node.js),
+//! `prefork` (Nginx workers) and `thread-workers` (Envoy workers) architectures: each of them
+//! is one or more copies of [`run`], differing only in how many copies run, in processes or
+//! threads, and which listening sockets each copy accepts on.
+//!
+//! # Design
+//! - **Accept**: every listener is registered edge-triggered; a readable event accepts until
+//!   `WouldBlock`, so one wake-up takes a whole burst of connections. Accepted sockets get
+//!   `TCP_NODELAY` and are registered once, edge-triggered, for both readable and writable
+//!   (as Nginx does: no `epoll_ctl(MOD)` per request; a writable edge only matters while a
+//!   response is still buffered, i.e. after a write came back short).
+//! - **Connections** live in a slab (a `Vec` with a free list): slot `s` owns token `2s` for
+//!   its socket and `2s + 1` for the fds its handler task waits on; listeners and the timerfd
+//!   take the tokens at the top of the range, so no token can collide.
+//! - **Reads** go into one scratch buffer per loop and are appended to the connection's own
+//!   (small, reused) buffer. A read that returns less than asked for has drained the socket
+//!   (epoll(7): for stream sockets a short read detects exhaustion), which saves the
+//!   `EAGAIN` read per request; EOF is seen through the RDHUP edge or a read of 0.
+//! - **Requests** are framed with [`parse_request`]: pipelined requests of one read are
+//!   answered in order, and their responses leave in one `write`. Each request runs one op of
+//!   the connection's handler task (built once per connection, on its first request, in
+//!   [`Mode::NonBlocking`]): the task is stepped until `Done`; `Wait { fd }` registers that fd
+//!   (once per fd) under the connection's task token; `Sleep` goes into a timer heap whose
+//!   earliest deadline arms a `timerfd`, as `model::event_loop` does, because epoll's own
+//!   timeout has millisecond resolution. While an op runs, later requests of the connection wait
+//!   their turn (HTTP/1.1 answers in order); other connections go on.
+//! - **Responses**: 200 with a short body when the op is done; a refused request gets its status
+//!   with `Connection: close` and the connection closes once it is written. Writes go straight
+//!   to the socket until `WouldBlock`; the rest waits for the writable edge. A client that
+//!   stops reading stops being served (responses buffered past [`WBUF_CAP`] pause framing),
+//!   and one that floods requests while an op runs stops being read (past [`RBUF_CAP`]).
+//! - **Counters**: `stats.connection(worker)` per accepted connection and
+//!   `stats.request(worker)` per response written (refusals and 500s included).
+//! - **Idle connections** (no bytes for [`IDLE_TIMEOUT`] and no op running) are closed by a
+//!   sweep every few seconds, so vanished clients do not leak slots.
+//!
+//! # Timing model
+//! Everything a loop does is serialised on its one thread: a request waits while the loop
+//! accepts, reads, parses, runs CPU steps and writes for the other connections that became
+//! ready in the same wake-up. Waiting ops (a downstream call, a sleep) cost nothing while they
+//! wait; CPU ops and disk I/O inside a step stall every connection of the loop.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+use super::handler::Handler;
+use super::http::{Limits, Parse, parse_request, write_response};
+use super::{ServerCtx, Stats};
+use crate::workload::{Mode, Step, Task};
+
+/// A connection with no traffic and no op in progress for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often idle connections are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Unanswered request bytes a connection may hold while it cannot be served (an op runs, or
+/// its responses are not being read) before the loop stops reading from it.
+pub const RBUF_CAP: usize = 64 * 1024;
+/// Buffered response bytes past which the loop stops framing a connection's requests.
+pub const WBUF_CAP: usize = 64 * 1024;
+/// One read's size (the scratch buffer).
+const READ_CHUNK: usize = 64 * 1024;
+/// The body of every successful response.
+pub const OK_BODY: &[u8] = b"ok\n";
+
+const TIMER: Token = Token(usize::MAX);
+/// Listener `i` has token `LISTENER_BASE - i`.
+const LISTENER_BASE: usize = usize::MAX - 1;
+/// Listeners a loop may have (keeps their tokens far above any slot's).
+const MAX_LISTENERS: usize = 1024;
+
+/// What one loop needs besides its listeners.
+pub struct LoopConfig<'a> {
+    /// Builds each connection's task.
+    pub handler: &'a Handler,
+    /// Request size limits.
+    pub limits: Limits,
+    /// Counters; this loop counts into slot `worker`.
+    pub stats: &'a Stats,
+    /// Which worker this loop is (its counter slot, and part of its connections' task ids).
+    pub worker: usize,
+    /// Idle connections are closed after this long.
+    pub idle_timeout: Duration,
+}
+
+impl<'a> LoopConfig<'a> {
+    /// The configuration for worker `worker` of the server in `ctx`.
+    pub fn new(ctx: &'a ServerCtx<'a>, worker: usize) -> Self {
+        Self {
+            handler: ctx.handler,
+            limits: ctx.cfg.limits,
+            stats: ctx.stats,
+            worker,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Where a connection's handler task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// No op in progress.
+    Idle,
+    /// Waiting for one of the task's fds.
+    Waiting,
+    /// In the timer heap.
+    Sleeping,
+}
+
+/// One client connection.
+struct Conn {
+    sock: TcpStream,
+    /// Received bytes not yet framed (starting at `rpos`).
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Response bytes not yet written (starting at `wpos`).
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// The socket may have more to read (an edge came and we have not drained it).
+    can_read: bool,
+    /// The socket had room at the last write.
+    can_write: bool,
+    /// The peer finished sending (EOF) or the socket failed.
+    eof: bool,
+    /// epoll reported the peer's FIN (RDHUP): read to EOF, a short read is not the end.
+    hup: bool,
+    /// Close once the buffered responses are written (refusal or `Connection: close`).
+    closing: bool,
+    /// The handler task: built on the first request; None inside for the `none` handler.
+    task: Option<Option<Box<dyn Task>>>,
+    /// Fds of the task registered with epoll.
+    task_fds: Vec<RawFd>,
+    op: Op,
+    /// Keep-alive of the request whose op runs.
+    op_keep_alive: bool,
+    /// A task fd fired while the task was not waiting: step again before waiting.
+    fd_ready: bool,
+    /// Last time bytes arrived.
+    last_active: Instant,
+    /// Tells this connection from earlier ones in the same slot (stale timers).
+    generation: u64,
+    /// Task id (unique in the server).
+    id: usize,
+}
+
+/// A vector of slots with a free list: O(1) insert and remove, stable indices.
+struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// The slot the next insert will use.
+    fn vacant(&mut self) -> usize {
+        if let Some(&s) = self.free.last() {
+            s
+        } else {
+            self.slots.push(None);
+            self.free.push(self.slots.len() - 1);
+            self.slots.len() - 1
+        }
+    }
+
+    fn insert(&mut self, v: T) -> usize {
+        let s = self.vacant();
+        self.free.pop();
+        self.slots[s] = Some(v);
+        s
+    }
+
+    fn remove(&mut self, s: usize) -> Option<T> {
+        let v = self.slots.get_mut(s)?.take()?;
+        self.free.push(s);
+        Some(v)
+    }
+
+    #[inline]
+    fn get_mut(&mut self, s: usize) -> Option<&mut T> {
+        self.slots.get_mut(s)?.as_mut()
+    }
+}
+
+/// The loop's state.
+struct Loop<'a> {
+    cfg: &'a LoopConfig<'a>,
+    poll: Poll,
+    conns: Slab<Conn>,
+    scratch: Vec<u8>,
+    /// (deadline, slot, generation), earliest first.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// The responses for a finished op, pre-rendered: keep-alive and close.
+    ok_keep_alive: Vec<u8>,
+    ok_close: Vec<u8>,
+    /// Clock read once per wake-up (idle bookkeeping).
+    now: Instant,
+    generation: u64,
+    next_id: usize,
+}
+
+/// Serves the connections of `listeners` on this thread until a fatal error of the loop itself
+/// (epoll failing); errors of one connection close that connection.
+pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Result<(), String> {
+    if listeners.len() > MAX_LISTENERS {
+        return Err(format!("at most {MAX_LISTENERS} listeners per loop"));
+    }
+    let poll = Poll::new().map_err(|e| format!("epoll_create: {e}"))?;
+    let mut listeners: Vec<TcpListener> = listeners
+        .into_iter()
+        .map(|l| {
+            l.set_nonblocking(true)?;
+            Ok(TcpListener::from_std(l))
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| format!("listener: {e}"))?;
+    for (i, l) in listeners.iter_mut().enumerate() {
+        poll.registry()
+            .register(l, Token(LISTENER_BASE - i), Interest::READABLE)
+            .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
+    }
+    let timer = TimerFd::new(
+        ClockId::CLOCK_MONOTONIC,
+        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+    )
+    .map_err(|e| format!("timerfd_create: {e}"))?;
+    let timer_fd = timer.as_fd().as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)
+        .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
+
+    let mut ok_keep_alive = Vec::new();
+    write_response(&mut ok_keep_alive, 200, OK_BODY, true);
+    let mut ok_close = Vec::new();
+    write_response(&mut ok_close, 200, OK_BODY, false);
+    let mut lp = Loop {
+        cfg,
+        poll,
+        conns: Slab::new(),
+        scratch: vec![0; READ_CHUNK],
+        timers: BinaryHeap::new(),
+        ok_keep_alive,
+        ok_close,
+        now: Instant::now(),
+        generation: 0,
+        next_id: cfg.worker << 32,
+    };
+    let mut events = Events::with_capacity(1024);
+    let mut armed: Option<Instant> = None;
+    let mut next_sweep = Instant::now() + SWEEP_EVERY;
+    // Set when accept failed for lack of descriptors: retry soon (no new edge may come).
+    let mut accept_retry = false;
+
+    loop {
+        // The timerfd wakes us for task deadlines; the poll timeout only paces the idle sweep
+        // and accept retries.
+        if let Some(&Reverse((due, _, _))) = lp.timers.peek()
+            && armed != Some(due)
+        {
+            let left = due
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_nanos(1)); // zero would disarm it
+            timer
+                .set(
+                    Expiration::OneShot(TimeSpec::from_duration(left)),
+                    TimerSetTimeFlags::empty(),
+                )
+                .map_err(|e| format!("timerfd_settime: {e}"))?;
+            armed = Some(due);
+        }
+        let timeout = if accept_retry {
+            Duration::from_millis(10)
+        } else {
+            next_sweep.saturating_duration_since(lp.now) + Duration::from_millis(1)
+        };
+        match lp.poll.poll(&mut events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("epoll_wait: {e}")),
+        }
+        lp.now = Instant::now();
+        if accept_retry {
+            accept_retry = false;
+            for l in &listeners {
+                accept_retry |= lp.accept_all(l);
+            }
+        }
+        for ev in events.iter() {
+            let t = ev.token().0;
+            if t == TIMER.0 {
+                let _ = timer.wait(); // clears the expiration count (non-blocking)
+                armed = None;
+            } else if t > LISTENER_BASE - MAX_LISTENERS {
+                if let Some(l) = listeners.get(LISTENER_BASE - t) {
+                    accept_retry |= lp.accept_all(l);
+                }
+            } else if t & 1 == 0 {
+                let s = t >> 1;
+                let Some(c) = lp.conns.get_mut(s) else {
+                    continue;
+                };
+                if ev.is_read_closed() || ev.is_error() {
+                    c.hup = true;
+                }
+                if ev.is_readable() || c.hup {
+                    c.can_read = true;
+                }
+                if ev.is_writable() || ev.is_write_closed() {
+                    c.can_write = true;
+                }
+                lp.drive(s);
+            } else {
+                let s = t >> 1;
+                let Some(c) = lp.conns.get_mut(s) else {
+                    continue;
+                };
+                if c.op == Op::Waiting {
+                    c.op = Op::Idle;
+                    lp.step_task(s);
+                    lp.drive(s);
+                } else {
+                    c.fd_ready = true;
+                }
+            }
+        }
+        // Sleeping ops whose deadline passed.
+        let now = Instant::now();
+        while let Some(&Reverse((due, s, g))) = lp.timers.peek() {
+            if due > now {
+                break;
+            }
+            lp.timers.pop();
+            let Some(c) = lp.conns.get_mut(s) else {
+                continue;
+            };
+            if c.generation != g || c.op != Op::Sleeping {
+                continue; // the connection it belonged to has closed
+            }
+            c.op = Op::Idle;
+            lp.step_task(s);
+            lp.drive(s);
+        }
+        if lp.now >= next_sweep {
+            lp.sweep_idle();
+            next_sweep = lp.now + SWEEP_EVERY;
+        }
+    }
+}
+
+impl Loop<'_> {
+    /// Accepts until `WouldBlock`; true when accepting failed for another reason (out of
+    /// descriptors) and should be retried soon.
+    fn accept_all(&mut self, l: &TcpListener) -> bool {
+        loop {
+            match l.accept() {
+                Ok((mut sock, _)) => {
+                    let _ = sock.set_nodelay(true);
+                    let s = self.conns.vacant();
+                    if self
+                        .poll
+                        .registry()
+                        .register(
+                            &mut sock,
+                            Token(s << 1),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        continue; // dropping the socket closes it
+                    }
+                    self.generation += 1;
+                    self.next_id += 1;
+                    self.cfg.stats.connection(self.cfg.worker);
+                    self.conns.insert(Conn {
+                        sock,
+                        rbuf: Vec::new(),
+                        rpos: 0,
+                        wbuf: Vec::new(),
+                        wpos: 0,
+                        // The first edge (data may already be there) arrives with the event
+                        // that registration generates.
+                        can_read: false,
+                        can_write: true,
+                        eof: false,
+                        hup: false,
+                        closing: false,
+                        task: None,
+                        task_fds: Vec::new(),
+                        op: Op::Idle,
+                        op_keep_alive: true,
+                        fd_ready: false,
+                        last_active: self.now,
+                        generation: self.generation,
+                        id: self.next_id,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // The peer gave up before we accepted: take the next one.
+                Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS: the pending connections stay queued; retry later.
+                    eprintln!("concbench serve: accept: {e}");
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Reads, frames, runs and writes for connection `s` until nothing more can happen now;
+    /// closes it when it is finished.
+    fn drive(&mut self, s: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(s) else {
+                return;
+            };
+            let mut progress = false;
+            // Read what is there, unless the connection cannot be served and already holds
+            // plenty.
+            let servable = c.op == Op::Idle && !c.closing && c.wbuf.len() - c.wpos < WBUF_CAP;
+            if c.can_read && !c.eof && (servable || c.rbuf.len() - c.rpos < RBUF_CAP) {
+                match c.sock.read(&mut self.scratch) {
+                    Ok(0) => {
+                        c.eof = true;
+                        c.can_read = false;
+                    }
+                    Ok(n) => {
+                        if n < self.scratch.len() && !c.hup {
+                            c.can_read = false; // short read: drained
+                        }
+                        c.rbuf.extend_from_slice(&self.scratch[..n]);
+                        c.last_active = self.now;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.can_read = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.close(s);
+                        return;
+                    }
+                }
+            }
+            if self.serve_requests(s) {
+                progress = true;
+            }
+            let Some(c) = self.conns.get_mut(s) else {
+                return;
+            };
+            if c.wpos < c.wbuf.len() && c.can_write {
+                match c.sock.write(&c.wbuf[c.wpos..]) {
+                    Ok(n) => {
+                        c.wpos += n;
+                        if c.wpos == c.wbuf.len() {
+                            c.wbuf.clear();
+                            c.wpos = 0;
+                        } else {
+                            c.can_write = false; // short write: the socket buffer is full
+                        }
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => c.can_write = false,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.close(s);
+                        return;
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let Some(c) = self.conns.get_mut(s) else {
+            return;
+        };
+        // Finished: nothing left to answer (framing stopped at a partial request or a
+        // refusal) and everything written.
+        if (c.closing || c.eof) && c.op == Op::Idle && c.wpos == c.wbuf.len() {
+            self.close(s);
+        }
+    }
+
+    /// Frames and runs the buffered requests of `s` while it can be served; true when it
+    /// consumed any.
+    fn serve_requests(&mut self, s: usize) -> bool {
+        let mut any = false;
+        loop {
+            let Some(c) = self.conns.get_mut(s) else {
+                return any;
+            };
+            if c.op != Op::Idle || c.closing || c.wbuf.len() - c.wpos >= WBUF_CAP {
+                break;
+            }
+            if c.rpos == c.rbuf.len() {
+                break;
+            }
+            match parse_request(&c.rbuf[c.rpos..], &self.cfg.limits) {
+                Parse::Partial => break,
+                Parse::Refused(r) => {
+                    write_response(&mut c.wbuf, r.status, r.reason.as_bytes(), false);
+                    c.closing = true;
+                    c.rbuf.clear();
+                    c.rpos = 0;
+                    self.cfg.stats.request(self.cfg.worker);
+                    return true;
+                }
+                Parse::Complete(req) => {
+                    c.rpos += req.consumed;
+                    any = true;
+                    c.op_keep_alive = req.keep_alive;
+                    if c.task.is_none() {
+                        match self.cfg.handler.task(c.id, Mode::NonBlocking) {
+                            Ok(t) => c.task = Some(t),
+                            Err(e) => {
+                                self.fail(s, &e);
+                                break;
+                            }
+                        }
+                    }
+                    self.step_task(s);
+                }
+            }
+        }
+        if let Some(c) = self.conns.get_mut(s)
+            && c.rpos > 0
+        {
+            // Keep the unframed tail at the front (usually nothing; capacity is kept).
+            let framed = c.rpos;
+            c.rbuf.drain(..framed);
+            c.rpos = 0;
+        }
+        any
+    }
+
+    /// Steps the task of `s` (whose op is not waiting) until its op is done or it has to wait;
+    /// a finished op queues its response.
+    fn step_task(&mut self, s: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(s) else {
+                return;
+            };
+            let step = match &mut c.task {
+                Some(Some(t)) => t.step(),
+                // `none`: the op is nothing at all.
+                _ => Ok(Step::Done),
+            };
+            match step {
+                Ok(Step::Done) => {
+                    c.op = Op::Idle;
+                    let resp = if c.op_keep_alive {
+                        &self.ok_keep_alive
+                    } else {
+                        c.closing = true;
+                        &self.ok_close
+                    };
+                    c.wbuf.extend_from_slice(resp);
+                    self.cfg.stats.request(self.cfg.worker);
+                    return;
+                }
+                Ok(Step::Wait { fd, .. }) => {
+                    if !c.task_fds.contains(&fd) {
+                        // Edge-triggered, both directions, once per fd: a task only waits
+                        // after its non-blocking call came back with WouldBlock.
+                        let reg = self.poll.registry();
+                        let interest = Interest::READABLE | Interest::WRITABLE;
+                        let r = match reg.register(&mut SourceFd(&fd), Token(s << 1 | 1), interest)
+                        {
+                            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                                reg.reregister(&mut SourceFd(&fd), Token(s << 1 | 1), interest)
+                            }
+                            r => r,
+                        };
+                        if let Err(e) = r {
+                            self.fail(s, &format!("epoll_ctl(ADD, task fd {fd}): {e}"));
+                            return;
+                        }
+                        c.task_fds.push(fd);
+                    }
+                    if c.fd_ready {
+                        c.fd_ready = false; // it fired meanwhile: try again first
+                        continue;
+                    }
+                    c.op = Op::Waiting;
+                    return;
+                }
+                Ok(Step::Sleep { until }) => {
+                    if until <= Instant::now() {
+                        continue;
+                    }
+                    c.op = Op::Sleeping;
+                    self.timers.push(Reverse((until, s, c.generation)));
+                    return;
+                }
+                Err(e) => {
+                    self.fail(s, &e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The handler failed on `s`: answer 500 and close after writing. Its task is dropped (a
+    /// failed task's state is unknown).
+    fn fail(&mut self, s: usize, why: &str) {
+        let Some(c) = self.conns.get_mut(s) else {
+            return;
+        };
+        eprintln!("concbench serve: handler failed: {why}");
+        for fd in c.task_fds.drain(..) {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        c.task = Some(None);
+        c.op = Op::Idle;
+        write_response(&mut c.wbuf, 500, b"handler failed\n", false);
+        c.closing = true;
+        self.cfg.stats.request(self.cfg.worker);
+    }
+
+    /// Deregisters and drops connection `s` (and its task, which closes the task's fds).
+    fn close(&mut self, s: usize) {
+        if let Some(mut c) = self.conns.remove(s) {
+            let reg = self.poll.registry();
+            let _ = reg.deregister(&mut c.sock);
+            for fd in &c.task_fds {
+                let _ = reg.deregister(&mut SourceFd(fd));
+            }
+        }
+    }
+
+    /// Closes connections idle for longer than the idle timeout.
+    fn sweep_idle(&mut self) {
+        let limit = self.cfg.idle_timeout;
+        let now = self.now;
+        let stale: Vec<usize> = (0..self.conns.slots.len())
+            .filter(|&s| {
+                self.conns.slots[s].as_ref().is_some_and(|c| {
+                    c.op == Op::Idle && now.saturating_duration_since(c.last_active) > limit
+                })
+            })
+            .collect();
+        for s in stale {
+            self.close(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slab_reuses_freed_slots() {
+        let mut s: Slab<u32> = Slab::new();
+        let a = s.insert(1);
+        let b = s.insert(2);
+        assert_ne!(a, b);
+        assert_eq!(s.remove(a), Some(1));
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.vacant(), a);
+        assert_eq!(s.insert(3), a);
+        assert_eq!(s.get_mut(b).copied(), Some(2));
+        assert_eq!(s.slots.len(), 2);
+    }
+}
+
+/// Helpers for the architectures' tests: start a server in a forked child, talk HTTP to it
+/// with std sockets, and check that nothing outlives it.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use nix::errno::Errno;
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    use nix::unistd::Pid;
+
+    use crate::server::handler::HandlerSpec;
+    use crate::server::{ServeConfig, Stats, find_arch, serve_with};
+    use crate::sys::{Child, fork_child};
+
+    /// A server running in a forked child.
+    pub struct Server {
+        pub child: Child,
+        pub addr: SocketAddr,
+        pub stats: Stats,
+    }
+
+    /// Starts `arch` with `workers` and `handler` in a forked child and waits until it listens.
+    pub fn start(arch: &str, workers: usize, handler: &str, reuseport: bool) -> Server {
+        let cfg = ServeConfig {
+            arch: find_arch(arch).unwrap(),
+            workers,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            handler: HandlerSpec::parse(handler).unwrap(),
+            reuseport,
+            cores: Vec::new(),
+            helpers: 1,
+            limits: Default::default(),
+        };
+        let stats = Stats::new(workers).unwrap();
+        let (r, w) = std::io::pipe().unwrap();
+        let child = fork_child(|| {
+            let mut w = &w;
+            let r = serve_with(&cfg, &stats, &mut |a| {
+                let _ = writeln!(w, "{a}");
+            });
+            if let Err(e) = r {
+                eprintln!("server failed: {e}");
+            }
+            1
+        })
+        .unwrap();
+        drop(w);
+        let mut line = String::new();
+        BufReader::new(r).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("server did not start: {line:?}"));
+        Server { child, addr, stats }
+    }
+
+    /// Pids whose parent is `ppid`, from `/proc/*/stat`.
+    pub fn children_of(ppid: i32) -> Vec<i32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next();
+            if f.next().and_then(|p| p.parse::<i32>().ok()) == Some(ppid)
+                && state != Some("Z")
+                && state != Some("X")
+            {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// Waits (up to 10 s) until `ppid` has exactly `n` live children; returns them.
+    pub fn wait_children(ppid: i32, n: usize) -> Vec<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = children_of(ppid);
+            if c.len() == n {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ppid} has children {c:?}, not {n}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    impl Server {
+        /// Kills the server, then checks that every process it started has ended and that this
+        /// process has no child left.
+        pub fn stop(mut self) {
+            let master = self.child.pid();
+            let descendants = children_of(master);
+            self.child.kill_and_reap().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            for pid in descendants {
+                while !crate::sys::procfs::is_dead(pid) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "process {pid} outlived its server"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            assert!(children_of(master).is_empty());
+            assert_eq!(
+                waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
+                Err(Errno::ECHILD)
+            );
+        }
+
+        /// A fresh client connection.
+        pub fn connect(&self) -> TcpStream {
+            connect(self.addr)
+        }
+    }
+
+    /// A connection with generous timeouts (a hang fails the test instead of blocking it).
+    pub fn connect(addr: SocketAddr) -> TcpStream {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    pub const GET_CLOSE: &[u8] = b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    /// One parsed response.
+    #[derive(Debug)]
+    pub struct Resp {
+        pub status: u16,
+        pub close: bool,
+        pub body: Vec<u8>,
+    }
+
+    /// Reads one response from `s`, keeping bytes past it in `buf` for the next call.
+    pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Resp {
+        loop {
+            let mut h = [httparse::EMPTY_HEADER; 16];
+            let mut r = httparse::Response::new(&mut h);
+            if let httparse::Status::Complete(head) = r.parse(buf).unwrap() {
+                let mut len = 0usize;
+                let mut close = false;
+                for h in r.headers.iter() {
+                    let v = std::str::from_utf8(h.value).unwrap();
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        len = v.parse().unwrap();
+                    } else if h.name.eq_ignore_ascii_case("connection") {
+                        close = v.eq_ignore_ascii_case("close");
+                    }
+                }
+                let status = r.code.unwrap();
+                if buf.len() >= head + len {
+                    let body = buf[head..head + len].to_vec();
+                    buf.drain(..head + len);
+                    return Resp {
+                        status,
+                        close,
+                        body,
+                    };
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).expect("reading a response");
+            assert!(n > 0, "connection closed before a whole response");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// True when the server closed `s` (EOF) with nothing more to read.
+    pub fn closed(s: &mut TcpStream, buf: &[u8]) -> bool {
+        let mut b = [0u8; 64];
+        buf.is_empty() && matches!(s.read(&mut b), Ok(0))
+    }
+
+    /// Sends `req` on `s` and reads one response.
+    pub fn request(s: &mut TcpStream, req: &[u8]) -> Resp {
+        s.write_all(req).unwrap();
+        let mut buf = Vec::new();
+        let r = read_response(s, &mut buf);
+        assert!(buf.is_empty());
+        r
+    }
+
+    /// `conns` concurrent connections each doing `rounds` requests; all must get a 200.
+    pub fn many(addr: SocketAddr, conns: usize, rounds: usize) {
+        let mut socks: Vec<TcpStream> = (0..conns).map(|_| connect(addr)).collect();
+        let mut bufs = vec![Vec::new(); conns];
+        for _ in 0..rounds {
+            for s in socks.iter_mut() {
+                s.write_all(GET).unwrap();
+            }
+            for (s, b) in socks.iter_mut().zip(bufs.iter_mut()) {
+                let r = read_response(s, b);
+                assert_eq!(r.status, 200);
+                assert_eq!(r.body, super::OK_BODY);
+            }
+        }
+    }
+
+    /// The behaviour every architecture must have; `handler` must be `none`.
+    pub fn http_behaviour(srv: &Server) {
+        // A GET answers 200 with a body.
+        let mut s = srv.connect();
+        let r = request(&mut s, GET);
+        assert_eq!(
+            (r.status, r.close, r.body.as_slice()),
+            (200, false, super::OK_BODY)
+        );
+        // Keep-alive: two more on the same connection.
+        for _ in 0..2 {
+            assert_eq!(request(&mut s, GET).status, 200);
+        }
+        // Pipelined: three written at once are answered in order (the last asked to close).
+        let mut s = srv.connect();
+        let mut three = Vec::new();
+        three.extend_from_slice(GET);
+        three.extend_from_slice(GET);
+        three.extend_from_slice(GET_CLOSE);
+        s.write_all(&three).unwrap();
+        let mut buf = Vec::new();
+        let closes: Vec<bool> = (0..3)
+            .map(|_| {
+                let r = read_response(&mut s, &mut buf);
+                assert_eq!(r.status, 200);
+                r.close
+            })
+            .collect();
+        assert_eq!(closes, [false, false, true]);
+        assert!(closed(&mut s, &buf));
+        // A request split across writes is framed once whole.
+        let mut s = srv.connect();
+        s.write_all(&GET[..7]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(request(&mut s, &GET[7..]).status, 200);
+        // Malformed: 400, then the server closes.
+        let mut s = srv.connect();
+        let r = request(&mut s, b"NOT HTTP AT ALL\r\n\r\n");
+        assert_eq!((r.status, r.close), (400, true));
+        assert!(closed(&mut s, &[]));
+        // Connection: close.
+        let mut s = srv.connect();
+        let r = request(&mut s, GET_CLOSE);
+        assert_eq!((r.status, r.close), (200, true));
+        assert!(closed(&mut s, &[]));
+        // A client that sends and half-closes still gets its answer.
+        let mut s = srv.connect();
+        s.write_all(GET).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_response(&mut s, &mut buf).status, 200);
+        assert!(closed(&mut s, &buf));
+        // 200 concurrent connections, 5 requests each.
+        many(srv.addr, 200, 5);
+    }
+
+    /// With a waiting handler (sleep, downstream), `conns` connections doing `rounds` requests
+    /// must all succeed, and the ops must overlap: the whole takes under a quarter of the sum of the
+    /// delays, which a server running one op at a time could not do.
+    pub fn multiplexes(srv: &Server, conns: usize, rounds: usize, delay: Duration) {
+        let t0 = Instant::now();
+        many(srv.addr, conns, rounds);
+        let took = t0.elapsed();
+        let serial = delay * (conns * rounds) as u32;
+        assert!(
+            took < serial / 4,
+            "{conns}x{rounds} ops of {delay:?} took {took:?}: not multiplexed (serial {serial:?})"
+        );
+    }
+
+    /// Opens `n` connections at once and gets one response on each (the 10k check).
+    pub fn hold(addr: SocketAddr, n: usize) {
+        crate::server::raise_nofile(n as u64 + 1000).unwrap();
+        let mut socks = Vec::with_capacity(n);
+        for i in 0..n {
+            let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            socks.push(s);
+        }
+        for s in socks.iter_mut() {
+            s.write_all(GET).unwrap();
+        }
+        let mut ok = 0;
+        for s in socks.iter_mut() {
+            let mut buf = Vec::new();
+            if read_response(s, &mut buf).status == 200 {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, n);
+        // And all of them are still open: a second round on each.
+        for s in socks.iter_mut() {
+            assert_eq!(request(s, GET).status, 200);
+        }
+        eprintln!("held {n} concurrent keep-alive connections, two requests each");
+    }
+}
