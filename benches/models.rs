@@ -19,7 +19,10 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let mut c = Criterion::default()
+        .nresamples(5_000)
+        .without_plots()
+        .configure_from_args();
     bench(&mut c);
     c.final_summary();
 }

@@ -73,8 +73,8 @@ pub fn bench_cells(c: &mut Criterion, cells: &[Cell], env: &WindowEnv) {
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(1));
         g.sample_size(10);
-        g.warm_up_time(Duration::from_millis(500));
-        g.measurement_time(Duration::from_secs(2));
+        g.warm_up_time(Duration::from_millis(200));
+        g.measurement_time(Duration::from_secs(1));
         for cell in cells.iter().filter(|c| split_id(&c.id).0 == name) {
             g.bench_function(split_id(&cell.id).1, |b| {
                 b.iter_custom(|iters| {
@@ -117,8 +117,8 @@ pub fn bench_mechanics(c: &mut Criterion, mechs: &[MechCell], env: &MechanicEnv)
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Elements(1));
         g.sample_size(10);
-        g.warm_up_time(Duration::from_millis(300));
-        g.measurement_time(Duration::from_secs(1));
+        g.warm_up_time(Duration::from_millis(100));
+        g.measurement_time(Duration::from_millis(500));
         for m in mechs.iter().filter(|m| m.mechanic.id == name) {
             let mut mech = build_mechanic(m, env);
             g.bench_function(m.params.canonical(), |b| {
@@ -144,8 +144,8 @@ pub fn bench_mechanic_switches(
 ) {
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(300));
-    g.measurement_time(Duration::from_secs(1));
+    g.warm_up_time(Duration::from_millis(100));
+    g.measurement_time(Duration::from_millis(500));
     for m in mechs {
         let mut mech = build_mechanic(m, env);
         g.bench_function(m.params.canonical(), |b| {
