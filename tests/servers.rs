@@ -190,7 +190,7 @@ handler = ["none", "sleep:delay=1ms"]
             "{}",
             s.id
         );
-        assert!(s.cpu_ns_per_request > 0.0, "{}", s.id);
+        assert!(s.cpu_ns_per_request > 0.0, "{}: {:?}", s.id, s);
         let w = &s.samples[0];
         // The server may have answered requests whose responses the generator stopped waiting
         // for at the very end (in flight), never fewer than the generator received.

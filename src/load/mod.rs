@@ -457,8 +457,9 @@ pub enum Edge {
 }
 
 /// As [`run`], calling `observe` from the calling thread at the window's start and end
-/// (within a scheduler wake-up of the generator threads' own edges), while every connection is
-/// still open: the server runner reads the server's kernel accounting there.
+/// (within a scheduler wake-up of the generator threads' own edges). Every connection stays
+/// open until `observe(WindowEnd)` has returned: the server runner reads the server's kernel
+/// accounting there.
 pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<LoadReport, String> {
     let addr = cfg.validate()?;
     let request: Arc<[u8]> = frame::build_request(&cfg.path, &cfg.target).into();
@@ -468,6 +469,7 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
     let stagger = rate.map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r));
 
     let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), String>)>();
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut start_txs = Vec::with_capacity(t);
     let mut handles = Vec::with_capacity(t);
     let mut first = 0;
@@ -487,6 +489,7 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
         let (start_tx, start_rx) = mpsc::channel::<worker::Times>();
         start_txs.push(start_tx);
         let ready_tx = ready_tx.clone();
+        let release = Arc::clone(&release);
         let h = std::thread::Builder::new()
             .name(format!("load-{i}"))
             .spawn(move || -> Result<worker::Output, String> {
@@ -507,7 +510,7 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
                 let times = start_rx
                     .recv()
                     .map_err(|_| "aborted before the start".to_string())?;
-                worker::run(&plan, streams, times)
+                worker::run(&plan, streams, times, &release)
             })
             .map_err(|e| format!("cannot start generator thread: {e}"))?;
         handles.push(h);
@@ -552,6 +555,7 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
     } else {
         drop(start_txs);
     }
+    release.store(true, std::sync::atomic::Ordering::Release);
     let mut outs = Vec::with_capacity(t);
     for h in handles {
         match h.join() {

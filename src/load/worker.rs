@@ -175,9 +175,21 @@ pub fn connect_all(plan: &Plan) -> Result<Vec<TcpStream>, String> {
 }
 
 /// Runs the load on `streams` from `times.start` until the drain ends.
-pub fn run(plan: &Plan, streams: Vec<TcpStream>, times: Times) -> Result<Output, String> {
+pub fn run(
+    plan: &Plan,
+    streams: Vec<TcpStream>,
+    times: Times,
+    release: &std::sync::atomic::AtomicBool,
+) -> Result<Output, String> {
     let mut lp = Loop::new(plan, streams, times)?;
     lp.run()?;
+    // Keep the connections open until whoever observes the window has read the server at its
+    // end (a server that ends a connection's thread or process on EOF would otherwise lose
+    // it from its accounting first); bounded by the drain deadline.
+    while !release.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < times.drain_until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     Ok(lp.out)
 }
 
