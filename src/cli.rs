@@ -300,10 +300,11 @@ fn list(suites_dir: &std::path::Path) -> String {
     for f in files {
         match suite::load(&f) {
             Ok(s) => out.push_str(&format!(
-                "  {:<26} {:>3} cells {:>3} mechanics  {}\n",
+                "  {:<26} {:>3} cells {:>3} mechanics {:>3} servers  {}\n",
                 f.display(),
                 s.cells.len(),
                 s.mechanics.len(),
+                s.servers.len(),
                 s.description.lines().next().unwrap_or("")
             )),
             Err(e) => out.push_str(&format!("  {:<26} invalid: {e}\n", f.display())),
