@@ -10,8 +10,9 @@
 //! histogram record and one shared-counter store. Worker start-up is outside the window.
 //!
 //! At the end (not in `cargo test --benches`) the bench prints each model's overhead against
-//! the bare kernel, in percent: for each model five bare runs and five windows alternate on the
-//! same core and the best of each is compared.
+//! the bare kernel, in percent: for each model seven bare runs and seven windows alternate on
+//! the same core, each window is compared with the bare run before it, and the median ratio
+//! (with the range) is printed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -79,23 +80,27 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    // The overhead figure: for each model, bare-kernel runs and real windows alternate five
-    // times on the same core, and the best of each is compared, so drift of the machine
-    // between criterion's groups cannot land in the ratio.
+    // The overhead figure: for each model, a bare-kernel run and a real window alternate seven
+    // times on the same core; each window is compared with the bare run just before it and
+    // the median of the seven ratios is reported, so neither drift of the machine nor one
+    // lucky run lands in the figure.
     if std::env::args().any(|a| a == "--bench") {
         println!(
-            "\nper-op overhead against the bare kernel ({iterations} iterations; best of 5 alternating runs each):"
+            "\nper-op overhead against the bare kernel ({iterations} iterations; median of 7 paired runs):"
         );
         for cell in &suite.cells {
-            let (mut bare, mut model) = (f64::INFINITY, f64::INFINITY);
-            for _ in 0..5 {
-                bare = bare.min(per_op_bare(iterations));
-                model = model.min(per_op_window(cell));
-            }
+            let mut pairs: Vec<(f64, f64)> = (0..7)
+                .map(|_| (per_op_bare(iterations), per_op_window(cell)))
+                .collect();
+            pairs.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
+            let pct = |(b, m): (f64, f64)| (m / b - 1.0) * 100.0;
+            let (bare, model) = pairs[pairs.len() / 2];
             println!(
-                "  {:<14} {model:>8.1} ns/op  bare {bare:>7.1} ns/op  {:+6.2}%",
+                "  {:<14} {model:>8.1} ns/op  bare {bare:>7.1} ns/op  {:+6.2}%  (range {:+.2}% .. {:+.2}%)",
                 cell.model.id,
-                (model / bare - 1.0) * 100.0
+                pct((bare, model)),
+                pct(pairs[0]),
+                pct(pairs[pairs.len() - 1])
             );
         }
     }
