@@ -6,6 +6,10 @@
 //! `suite` (TOML → matrix of cells) → `runner` (cell host, warmup, window, repeats, noise
 //! guard) → `model` (units × drivers running `workload` tasks) → `measure` (counters, gate,
 //! histograms, rusage, machine) → `report` (the canonical result struct and its exporters).
+//! Beside the models: `mechanic` (OS mechanics measured directly: context switch, spawn, IPC,
+//! shared counters, copy-on-write), `server` (HTTP/1.1 backends in seven architectures) and
+//! `load` (the HTTP load generator), which suites run as their own kinds of cells; `criterion`
+//! and `custom` let users bench their own code under every model.
 //! `sys` is the only module with `unsafe`.
 
 pub mod cli;
