@@ -229,33 +229,11 @@ impl Mechanic for Cow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::errno::Errno;
-    use nix::sys::wait::{WaitPidFlag, waitpid};
-    use nix::unistd::Pid;
-    use std::collections::BTreeMap;
+
+    use crate::mechanic::testkit::{extra, no_children_left};
 
     fn build_with(kv: &[(&str, &str)]) -> Result<Box<dyn Mechanic>, WorkloadError> {
-        let given: BTreeMap<String, String> = kv
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let p = Params::resolve(COW.params, &given).unwrap();
-        (COW.build)(&p, &MechanicEnv::current(None))
-    }
-
-    fn extra(m: &Measured, name: &str) -> f64 {
-        m.extra
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| panic!("no extra `{name}` in {:?}", m.extra))
-    }
-
-    fn no_children_left() {
-        assert_eq!(
-            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
-            Err(Errno::ECHILD)
-        );
+        crate::mechanic::testkit::build(&COW, kv)
     }
 
     fn faults(heap: &str, pct: &str, writer: &str) -> Measured {

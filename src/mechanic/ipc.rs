@@ -576,33 +576,11 @@ impl Drop for Affinity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mechanic::MechanicEnv;
-    use nix::errno::Errno;
-    use nix::sys::wait::{WaitPidFlag, waitpid};
-    use std::collections::BTreeMap;
+
+    use crate::mechanic::testkit::{extra, no_children_left};
 
     fn build_with(kv: &[(&str, &str)]) -> Result<Box<dyn Mechanic>, WorkloadError> {
-        let given: BTreeMap<String, String> = kv
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let p = Params::resolve(IPC.params, &given).unwrap();
-        (IPC.build)(&p, &MechanicEnv::current(None))
-    }
-
-    fn extra(m: &Measured, name: &str) -> f64 {
-        m.extra
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| panic!("no extra `{name}` in {:?}", m.extra))
-    }
-
-    fn no_children_left() {
-        assert_eq!(
-            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
-            Err(Errno::ECHILD)
-        );
+        crate::mechanic::testkit::build(&IPC, kv)
     }
 
     fn placement() -> &'static str {

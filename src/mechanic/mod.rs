@@ -51,6 +51,11 @@ impl Measured {
         }
     }
 
+    /// The extra figure called `name`, if the mechanic reported it.
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        self.extra.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
     /// Context switches (voluntary + involuntary) per iteration.
     pub fn switches_per_iter(&self) -> f64 {
         if self.iters == 0 {
@@ -164,5 +169,44 @@ impl PairPlacement {
                 _ => Err("cross-core needs at least 2 allowed cores".into()),
             },
         }
+    }
+}
+
+/// Shared by the mechanics' unit tests.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use std::collections::BTreeMap;
+
+    use super::{Measured, Mechanic, MechanicDef, MechanicEnv};
+    use crate::workload::{Params, WorkloadError};
+
+    /// Builds `def` with the parameters `kv` (defaults for the rest) in this process's env.
+    pub fn build(
+        def: &MechanicDef,
+        kv: &[(&str, &str)],
+    ) -> Result<Box<dyn Mechanic>, WorkloadError> {
+        let given: BTreeMap<String, String> = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let p = Params::resolve(def.params, &given).unwrap();
+        (def.build)(&p, &MechanicEnv::current(None))
+    }
+
+    /// The extra figure `name`; panics naming the figures there are.
+    pub fn extra(m: &Measured, name: &str) -> f64 {
+        m.figure(name)
+            .unwrap_or_else(|| panic!("no extra `{name}` in {:?}", m.extra))
+    }
+
+    /// Asserts this process has no child left (tests run one per process under nextest).
+    pub fn no_children_left() {
+        assert_eq!(
+            nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(-1),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG)
+            ),
+            Err(nix::errno::Errno::ECHILD)
+        );
     }
 }

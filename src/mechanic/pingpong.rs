@@ -518,9 +518,7 @@ mod tests {
         (PINGPONG.build)(&p, &MechanicEnv::current(None)).unwrap()
     }
 
-    fn extra(m: &Measured, name: &str) -> f64 {
-        m.extra.iter().find(|(k, _)| k == name).unwrap().1
-    }
+    use crate::mechanic::testkit::extra;
 
     fn check(transport: &'static str, unit: &'static str, placement: &'static str) {
         let mut mech = build_with(transport, unit, placement);

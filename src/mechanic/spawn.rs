@@ -275,7 +275,7 @@ mod tests {
     }
 
     fn extra(m: &Measured, name: &str) -> Option<f64> {
-        m.extra.iter().find(|(k, _)| k == name).map(|e| e.1)
+        m.figure(name)
     }
 
     #[test]

@@ -51,15 +51,10 @@ pub fn run_op_blocking(task: &mut dyn Task) -> Result<(), String> {
 /// sent, so the kernel does not answer unread data with a RST that could destroy the response
 /// we just wrote.
 pub fn close_gracefully(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
     if stream.set_nonblocking(true).is_ok() {
-        let mut sink = [0u8; 4096];
-        for _ in 0..16 {
-            match (&*stream).read(&mut sink) {
-                Ok(n) if n > 0 => continue,
-                _ => break,
-            }
-        }
+        crate::server::shut_and_drain(stream);
+    } else {
+        let _ = stream.shutdown(Shutdown::Write);
     }
 }
 
@@ -143,6 +138,46 @@ pub fn serve_connection(
         }
     }
 }
+
+/// The tests every architecture passes, generated into its test module:
+/// `shared_arch_tests!("arch-id", helpers);`.
+#[cfg(test)]
+macro_rules! shared_arch_tests {
+    ($arch:literal, $helpers:expr) => {
+        #[test]
+        fn serves_keep_alive_pipelined_and_refuses_malformed() {
+            let s = start($arch, "none", $helpers);
+            basic_behaviour(s.addr);
+            stop(s);
+        }
+
+        #[test]
+        fn hundred_concurrent_connections() {
+            let s = start($arch, "none", $helpers);
+            concurrent(s.addr, 100, 5);
+            assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
+            assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
+            stop(s);
+        }
+
+        #[test]
+        fn runs_spin_sleep_fsync_and_downstream_handlers() {
+            for h in [
+                "spin:op_time=20us",
+                "sleep:delay=1ms",
+                "fsync",
+                "downstream:delay=1ms",
+            ] {
+                let s = start($arch, h, $helpers);
+                concurrent(s.addr, 8, 3);
+                assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
+                stop(s);
+            }
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use shared_arch_tests;
 
 /// Shared by the server architectures' tests: a server in a forked child, HTTP clients over
 /// loopback, and checks that nothing is left behind.

@@ -173,6 +173,22 @@ pub fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpLi
     Ok(TcpListener::from(fd))
 }
 
+/// Shuts our side of a non-blocking socket, then discards (boundedly) what the client still
+/// sent, so unread data does not turn the close into a RST that could destroy the response we
+/// just wrote. The socket is closed when its owner drops it.
+pub fn shut_and_drain(socket: &impl std::os::fd::AsFd) {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_fd();
+    let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match nix::unistd::read(fd, &mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
 /// Raises RLIMIT_NOFILE's soft limit toward `want` (up to the hard limit); returns the limit
 /// now in force. 10,000 connections need more than the usual 1,024 descriptors.
 pub fn raise_nofile(want: u64) -> Result<u64, String> {

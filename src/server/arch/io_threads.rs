@@ -25,8 +25,7 @@
 //! stalling every connection meanwhile, as a blocking command stalls Redis. Integrating their
 //! waits in the loop is left undone: it would blur the model (Redis has no such waits).
 
-use std::io::{ErrorKind, Read};
-use std::net::Shutdown;
+use std::io::ErrorKind;
 
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use mio::net::{TcpListener, TcpStream};
@@ -423,16 +422,7 @@ impl Main<'_> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut c.stream);
-        // Shut our side, then discard what the client still sent, so unread data does not
-        // turn the close into a RST that could destroy the last response.
-        let _ = c.stream.shutdown(Shutdown::Write);
-        let mut sink = [0u8; 4096];
-        for _ in 0..16 {
-            match c.stream.read(&mut sink) {
-                Ok(n) if n > 0 => continue,
-                _ => break,
-            }
-        }
+        crate::server::shut_and_drain(&c.stream);
         drop(c);
         self.exec[slot] = Exec::default();
         self.free.push(slot);
@@ -443,36 +433,7 @@ impl Main<'_> {
 mod tests {
     use crate::server::blocking_conn::testkit::*;
 
-    #[test]
-    fn serves_keep_alive_pipelined_and_refuses_malformed() {
-        let s = start("io-threads", "none", 2);
-        basic_behaviour(s.addr);
-        stop(s);
-    }
-
-    #[test]
-    fn hundred_concurrent_connections() {
-        let s = start("io-threads", "none", 2);
-        concurrent(s.addr, 100, 5);
-        assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
-        assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
-        stop(s);
-    }
-
-    #[test]
-    fn runs_spin_sleep_fsync_and_downstream_handlers() {
-        for h in [
-            "spin:op_time=20us",
-            "sleep:delay=1ms",
-            "fsync",
-            "downstream:delay=1ms",
-        ] {
-            let s = start("io-threads", h, 2);
-            concurrent(s.addr, 8, 3);
-            assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
-            stop(s);
-        }
-    }
+    crate::server::blocking_conn::shared_arch_tests!("io-threads", 2);
 
     #[test]
     fn works_with_one_io_thread() {

@@ -34,7 +34,6 @@ use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -491,16 +490,7 @@ impl Server<'_> {
             let h = (c.serial % self.helpers.len() as u64) as usize;
             let _ = self.helpers[h].send(Job::Forget { serial: c.serial });
         }
-        // Shut our side, then discard what the client still sent, so unread data does not
-        // turn the close into a RST that could destroy the last response.
-        let _ = c.stream.shutdown(Shutdown::Write);
-        let mut sink = [0u8; 4096];
-        for _ in 0..16 {
-            match c.stream.read(&mut sink) {
-                Ok(n) if n > 0 => continue,
-                _ => break,
-            }
-        }
+        crate::server::shut_and_drain(&c.stream);
         drop(c);
         self.free.push(slot);
     }
@@ -656,36 +646,7 @@ fn flush(c: &mut Conn) -> bool {
 mod tests {
     use crate::server::blocking_conn::testkit::*;
 
-    #[test]
-    fn serves_keep_alive_pipelined_and_refuses_malformed() {
-        let s = start("loop-helpers", "none", 2);
-        basic_behaviour(s.addr);
-        stop(s);
-    }
-
-    #[test]
-    fn hundred_concurrent_connections() {
-        let s = start("loop-helpers", "none", 2);
-        concurrent(s.addr, 100, 5);
-        assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
-        assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
-        stop(s);
-    }
-
-    #[test]
-    fn runs_spin_sleep_fsync_and_downstream_handlers() {
-        for h in [
-            "spin:op_time=20us",
-            "sleep:delay=1ms",
-            "fsync",
-            "downstream:delay=1ms",
-        ] {
-            let s = start("loop-helpers", h, 2);
-            concurrent(s.addr, 8, 3);
-            assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
-            stop(s);
-        }
-    }
+    crate::server::blocking_conn::shared_arch_tests!("loop-helpers", 2);
 
     #[test]
     fn loop_keeps_serving_while_a_helper_runs_a_long_op() {

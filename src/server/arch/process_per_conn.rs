@@ -129,36 +129,7 @@ mod tests {
 
     use crate::server::blocking_conn::testkit::*;
 
-    #[test]
-    fn serves_keep_alive_pipelined_and_refuses_malformed() {
-        let s = start("process-per-conn", "none", 1);
-        basic_behaviour(s.addr);
-        stop(s);
-    }
-
-    #[test]
-    fn hundred_concurrent_connections() {
-        let s = start("process-per-conn", "none", 1);
-        concurrent(s.addr, 100, 5);
-        assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
-        assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
-        stop(s);
-    }
-
-    #[test]
-    fn runs_spin_sleep_fsync_and_downstream_handlers() {
-        for h in [
-            "spin:op_time=20us",
-            "sleep:delay=1ms",
-            "fsync",
-            "downstream:delay=1ms",
-        ] {
-            let s = start("process-per-conn", h, 1);
-            concurrent(s.addr, 8, 3);
-            assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
-            stop(s);
-        }
-    }
+    crate::server::blocking_conn::shared_arch_tests!("process-per-conn", 1);
 
     #[test]
     fn leaves_no_zombies_after_connections_close() {

@@ -95,34 +95,5 @@ pub(crate) fn is_transient(e: &std::io::Error) -> bool {
 mod tests {
     use crate::server::blocking_conn::testkit::*;
 
-    #[test]
-    fn serves_keep_alive_pipelined_and_refuses_malformed() {
-        let s = start("thread-per-conn", "none", 1);
-        basic_behaviour(s.addr);
-        stop(s);
-    }
-
-    #[test]
-    fn hundred_concurrent_connections() {
-        let s = start("thread-per-conn", "none", 1);
-        concurrent(s.addr, 100, 5);
-        assert_eq!(s.stats.requests().iter().sum::<u64>(), 500);
-        assert_eq!(s.stats.connections().iter().sum::<u64>(), 100);
-        stop(s);
-    }
-
-    #[test]
-    fn runs_spin_sleep_fsync_and_downstream_handlers() {
-        for h in [
-            "spin:op_time=20us",
-            "sleep:delay=1ms",
-            "fsync",
-            "downstream:delay=1ms",
-        ] {
-            let s = start("thread-per-conn", h, 1);
-            concurrent(s.addr, 8, 3);
-            assert_eq!(s.stats.requests().iter().sum::<u64>(), 24, "{h}");
-            stop(s);
-        }
-    }
+    crate::server::blocking_conn::shared_arch_tests!("thread-per-conn", 1);
 }
