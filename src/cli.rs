@@ -62,6 +62,19 @@ enum Command {
     },
     /// Describe this machine and what may distort its numbers.
     Sys,
+    /// Check the lecture's claims against results (normally of workloads/lecture.toml): a
+    /// verdict with numbers for each.
+    Claims {
+        /// One or more results.json files; their cells and mechanics are pooled.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print a Markdown table instead of plain text.
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load an HTTP/1.1 server: closed loop or open loop at a rate, latency corrected for
     /// coordinated omission.
     Load(crate::load::LoadArgs),
@@ -194,7 +207,43 @@ pub fn main() -> ExitCode {
             print!("{}", m.render());
             ExitCode::SUCCESS
         }
+        Command::Claims {
+            files,
+            markdown,
+            json,
+        } => claims(&files, markdown, json),
     }
+}
+
+/// `concbench claims`: exit 0 whatever the verdicts (it is a report, not a gate), 2 when a
+/// file cannot be read.
+fn claims(files: &[PathBuf], markdown: bool, json: bool) -> ExitCode {
+    let mut all = Vec::new();
+    for f in files {
+        match crate::report::json::read(f) {
+            Ok(r) => all.push(r),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let verdicts = crate::claims::evaluate(&all);
+    if json {
+        match serde_json::to_string_pretty(&verdicts) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else if markdown {
+        let cores = all.first().map(|r| r.machine.allowed_cpus.len());
+        print!("{}", crate::claims::to_markdown(&verdicts, cores));
+    } else {
+        print!("{}", crate::claims::to_text(&verdicts));
+    }
+    ExitCode::SUCCESS
 }
 
 fn serve(

@@ -12,6 +12,7 @@
 //! and `custom` let users bench their own code under every model.
 //! `sys` is the only module with `unsafe`.
 
+pub mod claims;
 pub mod cli;
 #[cfg(feature = "criterion")]
 pub mod criterion;
