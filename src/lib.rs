@@ -17,6 +17,7 @@ pub mod cli;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 pub mod custom;
+pub mod fault;
 pub mod load;
 pub mod measure;
 pub mod mechanic;

@@ -56,6 +56,7 @@ pub struct Recorder<'a> {
     end: Option<(Instant, Rusage)>,
     window_ops: u64,
     hist: Histogram<u64>,
+    fault: Option<crate::fault::FaultHook<'a>>,
 }
 
 impl<'a> Recorder<'a> {
@@ -70,12 +71,45 @@ impl<'a> Recorder<'a> {
             end: None,
             window_ops: 0,
             hist: new_histogram(),
+            fault: None,
+        }
+    }
+
+    /// Arms fault injection (fault cells only): the worker with a plan fails at its K-th op
+    /// of the window, before counting it; a replacement continues its predecessor's count in
+    /// the shared counter and marks its first completed op on the board.
+    pub fn with_fault(mut self, hook: crate::fault::FaultHook<'a>) -> Self {
+        if hook.replacement {
+            self.total = self.counter.load(Ordering::Relaxed);
+        }
+        self.fault = Some(hook);
+        self
+    }
+
+    /// The fault point of every op of a fault cell (kept out of line: other cells never get
+    /// here).
+    #[cold]
+    #[inline(never)]
+    fn fault_point(&mut self) {
+        let Some(h) = self.fault else { return };
+        if h.replacement {
+            h.board.replacement_first_op(self.total + 1);
+            self.fault = None;
+        } else if let Some(plan) = h.plan
+            && self.phase.load(Ordering::Relaxed) == MEASURE
+            && self.window_ops + 1 == plan.at
+        {
+            h.board.record_fault(plan.kind, h.control);
+            crate::fault::fire(plan.kind, plan.at);
         }
     }
 
     /// Records one finished op. Returns false when the worker must stop.
     #[inline]
     pub fn op_done(&mut self, issued: Instant, now: Instant) -> bool {
+        if self.fault.is_some() {
+            self.fault_point();
+        }
         self.total += 1;
         self.counter.store(self.total, Ordering::Relaxed);
         let phase = self.phase.load(Ordering::Relaxed);
@@ -120,7 +154,7 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Ops completed in all phases.
+    /// Ops counted in all phases (a replacement includes its predecessor's).
     pub fn total(&self) -> u64 {
         self.total
     }

@@ -4,12 +4,13 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use super::UnitKind;
 use super::worker::{WorkerReport, WorkerSpec, run_worker};
 use crate::measure::control::STOP;
 use crate::sys::fd::close_inherited;
-use crate::sys::fork_child;
+use crate::sys::{Child, fork_child};
 
 /// Identifies a running worker for the host: the pid whose memory it lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,22 @@ pub struct Running {
     pub pid: i32,
 }
 
+/// What the cell host can ask of its workers' units while they run.
+pub trait Supervise {
+    /// Waits until `until`. Process units also act as Nginx's master meanwhile: a worker
+    /// process that dies is reaped and replaced by a fresh one with the same index (once per
+    /// index), and the fault board (if any) records when. Thread units just sleep.
+    fn watch_until(&mut self, until: Instant);
+    /// The units running now (a replacement's pid after a respawn).
+    fn running(&self) -> Vec<Running>;
+    /// Worker processes that died while watched: (worker, how it ended).
+    fn deaths(&self) -> Vec<(usize, String)>;
+}
+
+/// How long a worker process of a fault cell may take to report after STOP before the host
+/// kills it (a hung worker; Nginx's `worker_shutdown_timeout`).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Starts one unit per spec, runs `host` while they work, then collects every report.
 ///
 /// `host` drives the phases (gate, warmup, window, stop). Whatever it does, the workers are
@@ -28,7 +45,7 @@ pub struct Running {
 pub fn run_units<R>(
     kind: UnitKind,
     specs: &[WorkerSpec<'_>],
-    host: impl FnOnce(&[Running]) -> R,
+    host: impl FnOnce(&mut dyn Supervise) -> R,
 ) -> (R, Vec<Result<WorkerReport, String>>) {
     match kind {
         UnitKind::Thread => run_threads(specs, host),
@@ -43,9 +60,26 @@ fn stop_all(specs: &[WorkerSpec<'_>]) {
     }
 }
 
+struct Threads;
+
+impl Supervise for Threads {
+    fn watch_until(&mut self, until: Instant) {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+    fn running(&self) -> Vec<Running> {
+        vec![Running {
+            worker: None,
+            pid: 0,
+        }]
+    }
+    fn deaths(&self) -> Vec<(usize, String)> {
+        Vec::new()
+    }
+}
+
 fn run_threads<R>(
     specs: &[WorkerSpec<'_>],
-    host: impl FnOnce(&[Running]) -> R,
+    host: impl FnOnce(&mut dyn Supervise) -> R,
 ) -> (R, Vec<Result<WorkerReport, String>>) {
     std::thread::scope(|s| {
         let handles: Vec<_> = specs
@@ -63,10 +97,7 @@ fn run_threads<R>(
                 s.control.mark_ready();
             }
         }
-        let r = host(&[Running {
-            worker: None,
-            pid: 0,
-        }]);
+        let r = host(&mut Threads);
         stop_all(specs);
         let reports = handles
             .into_iter()
@@ -87,72 +118,199 @@ fn run_threads<R>(
     })
 }
 
-fn run_processes<R>(
-    specs: &[WorkerSpec<'_>],
-    host: impl FnOnce(&[Running]) -> R,
-) -> (R, Vec<Result<WorkerReport, String>>) {
-    let gate_fd = specs.first().and_then(|s| s.gate.writer_fd());
-    let mut children = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let started = std::io::pipe().and_then(|(reader, writer)| {
-            let writer_fd = writer.as_raw_fd();
-            let reader_fd = reader.as_raw_fd();
-            let child = fork_child(|| {
-                if let Some(g) = gate_fd {
-                    close_inherited(g);
-                }
-                close_inherited(reader_fd);
-                let report = run_worker(spec);
-                let mut out = std::io::BufWriter::new(&writer);
-                let ok = serde_json::to_writer(&mut out, &report).is_ok() && out.flush().is_ok();
-                let _ = writer_fd;
-                if ok { 0 } else { 3 }
-            });
-            drop(writer);
-            child.map(|c| (c, reader))
+type Unit = Result<(Child, std::io::PipeReader), String>;
+
+/// Forks one worker process that runs `spec` and sends its report through a pipe.
+fn spawn_process(spec: &WorkerSpec<'_>, gate_fd: Option<i32>) -> Unit {
+    let started = std::io::pipe().and_then(|(reader, writer)| {
+        let reader_fd = reader.as_raw_fd();
+        let child = fork_child(|| {
+            if let Some(g) = gate_fd {
+                close_inherited(g);
+            }
+            close_inherited(reader_fd);
+            let report = run_worker(spec);
+            let mut out = std::io::BufWriter::new(&writer);
+            let ok = serde_json::to_writer(&mut out, &report).is_ok() && out.flush().is_ok();
+            if ok { 0 } else { 3 }
         });
-        match started {
-            Ok(c) => children.push(Ok(c)),
+        drop(writer);
+        child.map(|c| (c, reader))
+    });
+    started.map_err(|e| format!("worker {}: fork failed: {e}", spec.index))
+}
+
+/// The worker processes, and the master's bookkeeping of respawns.
+struct Processes<'s, 'a> {
+    specs: &'s [WorkerSpec<'a>],
+    units: Vec<Unit>,
+    watched: Vec<bool>,
+    respawned: Vec<bool>,
+    deaths: Vec<(usize, String)>,
+}
+
+impl Processes<'_, '_> {
+    /// Reaps dead worker `w` and forks its replacement (same index and tasks, same counter).
+    fn replace(&mut self, w: usize) {
+        let how = match &mut self.units[w] {
+            Ok((child, _)) => child
+                .wait()
+                .map(|e| e.describe())
+                .unwrap_or_else(|e| format!("waitpid: {e}")),
+            Err(_) => return,
+        };
+        let reaped = crate::fault::now_ns();
+        self.deaths.push((w, how.clone()));
+        if self.respawned[w] {
+            self.watched[w] = false;
+            self.units[w] = Err(format!("worker {w}: its replacement died too: {how}"));
+            return;
+        }
+        self.respawned[w] = true;
+        let mut spec = self.specs[w].clone();
+        spec.fault = spec.fault.map(|h| crate::fault::FaultHook {
+            plan: None,
+            replacement: true,
+            ..h
+        });
+        match spawn_process(&spec, None) {
+            Ok(unit) => {
+                if let Some(h) = spec.fault {
+                    h.board
+                        .respawned(reaped, crate::fault::now_ns(), unit.0.pid());
+                }
+                self.units[w] = Ok(unit);
+            }
             Err(e) => {
-                spec.control.mark_ready();
-                children.push(Err(format!("worker {}: fork failed: {e}", spec.index)));
+                self.watched[w] = false;
+                self.units[w] = Err(format!("worker {w} died ({how}); replacing it failed: {e}"));
             }
         }
     }
-    let running: Vec<Running> = children
-        .iter()
-        .enumerate()
-        .filter_map(|(w, c)| {
-            c.as_ref().ok().map(|(c, _)| Running {
-                worker: Some(w),
-                pid: c.pid(),
+}
+
+impl Supervise for Processes<'_, '_> {
+    fn watch_until(&mut self, until: Instant) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let ms = left.as_millis().clamp(1, 1000) as u16;
+            let idx: Vec<usize> = (0..self.units.len())
+                .filter(|&w| self.watched[w] && self.units[w].is_ok())
+                .collect();
+            let dead: Vec<usize> = {
+                let mut fds: Vec<PollFd<'_>> = idx
+                    .iter()
+                    .filter_map(|&w| self.units[w].as_ref().ok())
+                    .map(|(_, r)| PollFd::new(r.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                match poll(&mut fds, PollTimeout::from(ms)) {
+                    Ok(0) => continue,
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => {
+                        std::thread::sleep(left);
+                        return;
+                    }
+                }
+                // A worker never writes before STOP: readable or hung up means it died.
+                idx.iter()
+                    .zip(&fds)
+                    .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                    .map(|(w, _)| *w)
+                    .collect()
+            };
+            for w in dead {
+                self.replace(w);
+            }
+        }
+    }
+
+    fn running(&self) -> Vec<Running> {
+        self.units
+            .iter()
+            .enumerate()
+            .filter_map(|(w, c)| {
+                c.as_ref().ok().map(|(c, _)| Running {
+                    worker: Some(w),
+                    pid: c.pid(),
+                })
             })
-        })
-        .collect();
-    let r = host(&running);
+            .collect()
+    }
+
+    fn deaths(&self) -> Vec<(usize, String)> {
+        self.deaths.clone()
+    }
+}
+
+fn run_processes<R>(
+    specs: &[WorkerSpec<'_>],
+    host: impl FnOnce(&mut dyn Supervise) -> R,
+) -> (R, Vec<Result<WorkerReport, String>>) {
+    let gate_fd = specs.first().and_then(|s| s.gate.writer_fd());
+    let mut units = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let u = spawn_process(spec, gate_fd);
+        if u.is_err() {
+            spec.control.mark_ready();
+        }
+        units.push(u);
+    }
+    let mut procs = Processes {
+        specs,
+        units,
+        watched: vec![true; specs.len()],
+        respawned: vec![false; specs.len()],
+        deaths: Vec::new(),
+    };
+    let r = host(&mut procs);
     stop_all(specs);
-    let reports = children
+    let grace = specs.first().and_then(|s| s.fault).map(|_| STOP_GRACE);
+    let reports = procs
+        .units
         .into_iter()
         .enumerate()
-        .map(|(w, c)| {
-            let (mut child, mut reader) = c?;
-            let mut buf = Vec::new();
-            let read = reader.read_to_end(&mut buf);
-            let exit = child
-                .wait()
-                .map_err(|e| format!("worker {w}: waitpid: {e}"))?;
-            read.map_err(|e| format!("worker {w}: reading its report: {e}"))?;
-            if buf.is_empty() || !exit.success() {
-                return Err(format!(
-                    "worker {w} (pid {}) died before reporting: {}",
-                    child.pid(),
-                    exit.describe()
-                ));
-            }
-            serde_json::from_slice(&buf).map_err(|e| format!("worker {w}: bad report: {e}"))
-        })
+        .map(|(w, c)| collect(w, c?, grace))
         .collect();
     (r, reports)
+}
+
+/// Reads worker `w`'s report and reaps it; with a grace, a worker that has not reported by
+/// then is killed (and reaped) instead.
+fn collect(
+    w: usize,
+    (mut child, mut reader): (Child, std::io::PipeReader),
+    grace: Option<Duration>,
+) -> Result<WorkerReport, String> {
+    if let Some(g) = grace
+        && !crate::sys::fd::poll_one(reader.as_raw_fd(), false, Some(g)).unwrap_or(true)
+    {
+        let exit = child.kill_and_reap().map(|e| e.describe());
+        return Err(format!(
+            "worker {w} (pid {}) did not stop within {g:?} after the window and was killed ({})",
+            child.pid(),
+            exit.unwrap_or_else(|e| e.to_string())
+        ));
+    }
+    let mut buf = Vec::new();
+    let read = reader.read_to_end(&mut buf);
+    let exit = child
+        .wait()
+        .map_err(|e| format!("worker {w}: waitpid: {e}"))?;
+    read.map_err(|e| format!("worker {w}: reading its report: {e}"))?;
+    if buf.is_empty() || !exit.success() {
+        return Err(format!(
+            "worker {w} (pid {}) died before reporting: {}",
+            child.pid(),
+            exit.describe()
+        ));
+    }
+    serde_json::from_slice(&buf).map_err(|e| format!("worker {w}: bad report: {e}"))
 }
 
 #[cfg(test)]
@@ -213,9 +371,10 @@ mod tests {
                 workload: &wl,
                 control: &control,
                 gate: &gate,
+                fault: None,
             })
             .collect();
-        let ((), reports) = run_units(kind, &specs, |_| {
+        let ((), reports) = run_units(kind, &specs, |_: &mut dyn Supervise| {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while control.ready() < 2 {
                 assert!(

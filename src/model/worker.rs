@@ -14,6 +14,7 @@ use crate::sys::{allowed_cpus, current_cpu, pin_current};
 use crate::workload::{Mode, Task, TaskCtx, Workload};
 
 /// Everything one worker needs.
+#[derive(Clone)]
 pub struct WorkerSpec<'a> {
     /// Worker index in 0..W.
     pub index: usize,
@@ -33,6 +34,8 @@ pub struct WorkerSpec<'a> {
     pub control: &'a Control,
     /// Start gate.
     pub gate: &'a Gate,
+    /// Fault injection (fault cells only; see `crate::fault`).
+    pub fault: Option<crate::fault::FaultHook<'a>>,
 }
 
 /// What a worker reports when it stops (sent through a pipe by forked workers).
@@ -181,6 +184,9 @@ pub fn run_worker(spec: &WorkerSpec<'_>) -> WorkerReport {
         total_tasks: spec.total_tasks,
     };
     let mut rec = Recorder::new(spec.control.phase_word(), spec.control.counter(spec.index));
+    if let Some(hook) = spec.fault {
+        rec = rec.with_fault(hook);
+    }
     let run = match spec.driver {
         DriverKind::Blocking => blocking::run(&mut tasks, &schedule, &mut rec),
         DriverKind::Loop => event_loop::run(&mut tasks, &schedule, &mut rec),

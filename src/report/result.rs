@@ -177,6 +177,90 @@ pub struct Sample {
     pub per_worker_ops_per_sec: Vec<f64>,
     /// What the noise guard saw.
     pub noise: Noise,
+    /// What an injected fault did in this window (cells with a `fault` parameter only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultOutcome>,
+}
+
+/// What happened to the run when worker 0 failed on purpose (`fault = "kind@K"`).
+///
+/// Times are from `CLOCK_MONOTONIC`, taken by the failing worker right before it faults (the
+/// fault instant), by the cell host (window edges, reap, fork) and by the replacement worker
+/// (its first completed op).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultOutcome {
+    /// The fault: `panic`, `abort`, `segv`, `kill9` or `hang`.
+    pub kind: String,
+    /// K: the fault fires when worker 0 completes its K-th op of the measured window (counted
+    /// by the worker from its first op that completes in the window); that op is never counted.
+    pub at_op: u64,
+    /// The failing worker's index (always 0).
+    pub worker: usize,
+    /// False when worker 0 never reached op K inside the window (the rest is then empty).
+    pub fired: bool,
+    /// What the fault did: `worker-replaced` (the worker process died and the cell host forked
+    /// a replacement, as Nginx's master does), `worker-lost` (the worker thread or loop ended,
+    /// its process lived, nobody replaced it), `worker-hung` (it blocked forever and was killed
+    /// after the window), `process-lost` (the whole cell host process died with it) or
+    /// `not-fired`.
+    pub effect: String,
+    /// True when the fault took the whole process holding the workers down (thread models with
+    /// abort, segv, kill9; a hang that only the watchdog ended).
+    pub process_lost: bool,
+    /// How the failed worker or process ended, as the host or harness saw it ("signal 9
+    /// (SIGKILL)", "exit 101", "thread panicked: …").
+    pub exit: Option<String>,
+    /// True when some worker completed ops after the fault instant (in the window).
+    pub run_continued: bool,
+    /// True when every worker other than the failed one completed ops after the fault; None
+    /// when there is no other worker (event-loop).
+    pub others_kept_running: Option<bool>,
+    /// Ops (all workers) completed in the window before the fault instant.
+    pub ops_before: u64,
+    /// Ops (all workers, replacement included) completed in the window after the fault
+    /// instant. 0 when the process was lost.
+    pub ops_after: u64,
+    /// Ops in flight in the lost workers: one per task of each lost worker (in a closed loop
+    /// every task always has exactly one op issued and unfinished; the faulting op is one of
+    /// them). Lost workers: worker 0, or every worker when the process was lost.
+    pub ops_in_flight_lost: u64,
+    /// Ops lost = `ops_in_flight_lost` + each lost worker's shortfall while it was down: its
+    /// own pre-fault rate (its window ops before the fault ÷ window time before the fault) ×
+    /// its downtime (fault instant → the replacement's first op, or → the window's end when
+    /// nothing replaced it).
+    pub ops_lost: f64,
+    /// Nanoseconds from the fault instant to the end of the failed worker's downtime (see
+    /// `ops_lost`), clamped to the window.
+    pub downtime_ns: u64,
+    /// Nanoseconds from the fault instant until the host had reaped the dead worker process.
+    pub reaped_after_ns: Option<u64>,
+    /// Nanoseconds from the fault instant until the host's fork of the replacement returned.
+    pub forked_after_ns: Option<u64>,
+    /// Respawn time: nanoseconds from the fault instant to the replacement's first completed
+    /// op (it rebuilt its tasks and counts on into the same shared counter). None: not
+    /// replaced within the window.
+    pub respawn_ns: Option<u64>,
+    /// Ops the replacement worker completed in the window.
+    pub replacement_ops: u64,
+    /// Process id of the replacement worker.
+    pub replacement_pid: Option<i32>,
+    /// Each worker's throughput before and after the fault instant.
+    pub workers: Vec<WorkerFaultView>,
+}
+
+/// One worker's view of a fault: its ops/s in the window before and after the fault instant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerFaultView {
+    /// Worker index.
+    pub worker: usize,
+    /// True for the worker that faulted (after = its replacement's ops).
+    pub failed: bool,
+    /// Its ops ÷ window time before the fault instant.
+    pub ops_per_sec_before: f64,
+    /// Its ops ÷ window time after the fault instant (0 when the process was lost).
+    pub ops_per_sec_after: f64,
+    /// True when it completed ops after the fault instant.
+    pub kept_running: bool,
 }
 
 /// Where a worker ran, as the kernel reported it.
@@ -267,6 +351,10 @@ pub struct CellResult {
     pub samples: Vec<Sample>,
     /// Things a reader must know about this cell (oversubscribed, unpinned, noisy).
     pub warnings: Vec<String>,
+    /// What the injected fault did in the last repeat (cells with a `fault` parameter only;
+    /// every repeat's outcome is in `samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultOutcome>,
 }
 
 /// One measured window of an OS mechanic.

@@ -21,10 +21,12 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::fault::outcome;
+use crate::fault::{self, FAULT_WORKER, FaultBoard, FaultHook};
 use crate::measure::control::{Control, DRAIN, Gate, MEASURE, WARMUP};
 use crate::measure::noise::{self, Noise, NoiseConfig};
 use crate::measure::recorder::new_histogram;
-use crate::model::unit::{Running, run_units};
+use crate::model::unit::{Supervise, run_units};
 use crate::model::worker::WorkerSpec;
 use crate::model::{UnitKind, tasks_of};
 use crate::report::result::WorkerPlacement;
@@ -59,6 +61,9 @@ pub struct RunSample {
     pub noise: Noise,
     /// Values the workload resolved in prepare.
     pub resolved: BTreeMap<String, String>,
+    /// What the injected fault did (fault cells only).
+    #[serde(default)]
+    pub fault: Option<crate::report::result::FaultOutcome>,
 }
 
 impl RunSample {
@@ -94,7 +99,26 @@ pub struct WindowEnv {
 }
 
 /// Runs one window of `cell` in this process (the cell host). Errors say which step failed.
+/// A fault cell gets a fault board of its own here; the runner maps it before forking the host
+/// instead (see [`measure_with`]) so that it outlives a host the fault kills.
 pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
+    match cell.params.fault() {
+        None => measure_with(cell, env, None),
+        Some(_) => {
+            let board = FaultBoard::new(cell.workers)
+                .map_err(|e| format!("mapping the fault board: {e}"))?;
+            measure_with(cell, env, Some(&board))
+        }
+    }
+}
+
+/// [`measure_once`] with the fault board of a fault cell (None for other cells).
+pub fn measure_with(
+    cell: &Cell,
+    env: &WindowEnv,
+    board: Option<&FaultBoard>,
+) -> Result<RunSample, String> {
+    let fault = cell.params.fault().zip(board);
     let (timing, cores, scratch_root) = (env.timing, &env.cores, &env.scratch_root);
     let mut wl = match &cell.custom {
         Some(make) => make.build(),
@@ -132,13 +156,29 @@ pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
             workload: wl.as_ref(),
             control: &control,
             gate: &gate,
+            fault: fault.map(|(spec, board)| FaultHook {
+                board,
+                control: &control,
+                plan: (i == FAULT_WORKER).then_some(spec),
+                replacement: false,
+            }),
         })
         .collect();
 
-    let (host, reports) = run_units(cell.model.unit, &specs, |running| {
-        host_phases(&control, &gate, running, timing, cell.model.unit, &helpers)
+    let (host, reports) = run_units(cell.model.unit, &specs, |sup| {
+        host_phases(
+            &control,
+            &gate,
+            sup,
+            timing,
+            cell.model.unit,
+            &helpers,
+            fault.map(|f| f.1),
+        )
     });
     let host = host?;
+    let fired = fault.is_some_and(|(_, b)| b.fired());
+    let mut fault_exit = host.deaths.first().map(|(_, how)| how.clone());
 
     let mut errors = Vec::new();
     let mut sample = RunSample {
@@ -150,8 +190,12 @@ pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
         ..RunSample::default()
     };
     let mut hist = new_histogram();
-    for r in reports {
+    for (w, r) in reports.into_iter().enumerate() {
         match r {
+            // The worker that failed on purpose: its loss is the measurement, not an error.
+            Err(e) if fired && w == FAULT_WORKER => {
+                fault_exit.get_or_insert(e);
+            }
             Err(e) => errors.push(e),
             Ok(r) => {
                 if let Some(e) = &r.error {
@@ -189,6 +233,18 @@ pub fn measure_once(cell: &Cell, env: &WindowEnv) -> Result<RunSample, String> {
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
+    if let Some((spec, board)) = fault {
+        sample.fault = Some(outcome::compute(
+            &board.view(),
+            &outcome::Context {
+                spec,
+                tasks_per_worker: specs.iter().map(|s| s.tasks.len()).collect(),
+                process_lost: false,
+                window: timing.duration,
+                exit: fault_exit,
+            },
+        ));
+    }
     let own_cpu = sample.rusage.cpu_ns() + host.helper_cpu_ns + host.host_cpu_ns;
     sample.noise = noise::assess(host.machine_cpu, own_cpu, &env.noise);
     sample.histogram = serialize(&hist)?;
@@ -216,6 +272,7 @@ struct HostOut {
     rss_bytes: u64,
     pss_bytes: u64,
     per_worker: Vec<(usize, procfs::Memory)>,
+    deaths: Vec<(usize, String)>,
 }
 
 fn helpers_cpu(pids: &[i32]) -> u64 {
@@ -227,11 +284,13 @@ fn helpers_cpu(pids: &[i32]) -> u64 {
 fn host_phases(
     control: &Control,
     gate: &Gate,
-    running: &[Running],
+    sup: &mut dyn Supervise,
     timing: Timing,
     unit: UnitKind,
     helpers: &[i32],
+    board: Option<&FaultBoard>,
 ) -> Result<HostOut, String> {
+    let running = sup.running();
     let deadline = Instant::now() + SETUP_TIMEOUT;
     while control.ready() < control.workers() {
         // A worker process that died (abort, segfault) before it marked ready never will.
@@ -258,9 +317,18 @@ fn host_phases(
     control.set_phase(MEASURE);
     let t0 = Instant::now();
     let c0 = control.counts();
-    std::thread::sleep(timing.duration);
+    match board {
+        None => std::thread::sleep(timing.duration),
+        Some(b) => {
+            b.window_start(fault::now_ns(), &c0);
+            sup.watch_until(t0 + timing.duration);
+        }
+    }
     let c1 = control.counts();
     let t1 = Instant::now();
+    if let Some(b) = board {
+        b.window_end(fault::now_ns(), &c1);
+    }
     control.set_phase(DRAIN);
     let machine_cpu = machine.close();
     let helper_cpu_ns = helpers_cpu(helpers).saturating_sub(helper0);
@@ -274,7 +342,7 @@ fn host_phases(
         pss += m.pss_bytes;
     }
     if unit == UnitKind::Process {
-        for r in running {
+        for r in sup.running() {
             if let (Some(w), Ok(m)) = (r.worker, procfs::memory(r.pid)) {
                 rss += m.rss_bytes;
                 pss += m.pss_bytes;
@@ -292,5 +360,6 @@ fn host_phases(
         rss_bytes: rss,
         pss_bytes: pss,
         per_worker,
+        deaths: sup.deaths(),
     })
 }

@@ -297,9 +297,36 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
     }
 }
 
-/// Runs one window of `c` in a fresh forked cell host, under a watchdog.
+/// Runs one window of `c` in a fresh forked cell host, under a watchdog. A fault cell's board
+/// is mapped here, before the fork, so a fault that kills the whole host (a thread model's
+/// abort) is still measured: the window is recorded as `process-lost` with the ops counted
+/// before the fault, not as a failure.
 pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
-    in_host(window_budget(env.timing), || measure_once(c, env))
+    let budget = window_budget(env.timing);
+    let Some(spec) = c.params.fault() else {
+        return in_host(budget, || measure_once(c, env));
+    };
+    let board = crate::fault::FaultBoard::new(c.workers)
+        .map_err(|e| WindowError::Failed(format!("mapping the fault board: {e}")))?;
+    match in_host(budget, || cell::measure_with(c, env, Some(&board))) {
+        Err(e) if board.fired() => {
+            let how = match e {
+                WindowError::TimedOut(d) => format!("hung: killed by the watchdog after {d:?}"),
+                WindowError::Failed(m) => m,
+            };
+            let tasks = (0..c.workers)
+                .map(|w| crate::model::tasks_of(w, c.workers, c.tasks).len())
+                .collect();
+            Ok(crate::fault::outcome::host_lost_sample(
+                &board,
+                spec,
+                tasks,
+                env.timing.duration,
+                how,
+            ))
+        }
+        r => r,
+    }
 }
 
 /// Runs `body` in a freshly forked, single-threaded host process and returns what it sent
@@ -427,6 +454,7 @@ fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {
             .map(|&o| if secs > 0.0 { o as f64 / secs } else { 0.0 })
             .collect(),
         noise: s.noise.clone(),
+        fault: s.fault.clone(),
     });
     if let Ok(h) = Deserializer::new().deserialize::<u64, _>(&mut s.histogram.as_slice()) {
         let merged = acc.hist.get_or_insert_with(new_histogram);
@@ -490,6 +518,17 @@ fn to_result(c: &Cell, acc: &Acc, cores: &[usize]) -> CellResult {
             acc.reruns
         ));
     }
+    if acc
+        .samples
+        .iter()
+        .any(|s| s.fault.as_ref().is_some_and(|f| f.process_lost))
+    {
+        warnings.push(
+            "process lost: the injected fault killed the cell host; only the ops counted before \
+             the fault are known (no latency, CPU or memory for that window)"
+                .into(),
+        );
+    }
     if acc.samples.iter().any(|s| s.noise.busy_at_start) {
         warnings.push(
             "the machine was busy before a window and did not become idle within the wait".into(),
@@ -544,6 +583,7 @@ fn to_result(c: &Cell, acc: &Acc, cores: &[usize]) -> CellResult {
         },
         samples: acc.samples.clone(),
         warnings,
+        fault: acc.last.as_ref().and_then(|s| s.fault.clone()),
     }
 }
 

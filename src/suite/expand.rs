@@ -37,6 +37,7 @@ pub(super) fn resolve_params(
     owner: &str,
     params: &BTreeMap<String, Spanned<Value>>,
     fallback: std::ops::Range<usize>,
+    workload: bool,
 ) -> Result<Vec<ParamCombo>, SuiteError> {
     let k = |p: &str| format!("{key}.{p}");
     let mut param_lists: Vec<(String, Vec<String>, std::ops::Range<usize>)> = Vec::new();
@@ -84,7 +85,12 @@ pub(super) fn resolve_params(
     }
     let mut out = Vec::new();
     for raw in combos {
-        let params = Params::resolve(defs, &raw).map_err(|e| {
+        let resolved = if workload {
+            Params::resolve_workload(defs, &raw)
+        } else {
+            Params::resolve(defs, &raw)
+        };
+        let params = resolved.map_err(|e| {
             let span = param_lists
                 .iter()
                 .find(|(n, _, _)| e.contains(&format!("`{n}`")))
@@ -116,6 +122,7 @@ pub(super) fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell
         def.id,
         &m.params,
         m.workload.span(),
+        true,
     )?;
     for (_, params) in &resolved {
         (def.build)(params).map_err(|e| {

@@ -357,9 +357,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             Value::String(s) => mechanic::find(s).map_err(|e| cx.err(m.mechanic.span(), &format!("{key}.mechanic"), e))?,
             _ => return Err(cx.err(m.mechanic.span(), &format!("{key}.mechanic"), "must be a mechanic id string, e.g. mechanic = \"pingpong\" (`concbench list` shows them)")),
         };
-        for (raw, params) in
-            resolve_params(&cx, &key, def.params, def.id, &m.params, m.mechanic.span())?
-        {
+        for (raw, params) in resolve_params(
+            &cx,
+            &key,
+            def.params,
+            def.id,
+            &m.params,
+            m.mechanic.span(),
+            false,
+        )? {
             let id = format!("{}/{}", def.id, params.canonical());
             if mechanics.iter().any(|x: &MechCell| x.id == id) {
                 return Err(cx.err(

@@ -5,6 +5,7 @@
 
 pub mod affinity;
 pub mod eventfd;
+pub mod fault;
 pub mod fd;
 pub mod futex;
 pub mod mem;

@@ -223,7 +223,7 @@ pub fn build(
     def: &WorkloadDef,
     raw: &std::collections::BTreeMap<String, String>,
 ) -> Result<(Params, Box<dyn Workload>), String> {
-    let params = Params::resolve(def.params, raw)?;
+    let params = Params::resolve_workload(def.params, raw)?;
     let w = (def.build)(&params).map_err(|e| e.to_string())?;
     Ok((params, w))
 }

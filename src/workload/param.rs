@@ -74,6 +74,8 @@ pub enum Value {
     Bool(bool),
     /// One of the declared words.
     Choice(&'static str),
+    /// An injected fault (`fault = "kill9@5000"`), accepted by every workload.
+    Fault(crate::fault::FaultSpec),
 }
 
 impl fmt::Display for Value {
@@ -84,6 +86,7 @@ impl fmt::Display for Value {
             Value::Count(n) => write!(f, "{n}"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Choice(c) => f.write_str(c),
+            Value::Fault(spec) => write!(f, "{spec}"),
         }
     }
 }
@@ -202,6 +205,9 @@ fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The parameter every workload accepts: an injected fault (see `crate::fault`).
+pub const FAULT: &str = "fault";
+
 /// A workload's parameters, complete (defaults filled in) and typed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
@@ -232,6 +238,40 @@ impl Params {
             values.insert(d.name, v);
         }
         Ok(Params { values })
+    }
+
+    /// Like [`Params::resolve`] for a workload: also accepts `fault` (every workload takes it,
+    /// see `crate::fault`). `fault = "none"` is dropped, so cell ids without a fault stay
+    /// the same.
+    pub fn resolve_workload(
+        defs: &[ParamDef],
+        given: &BTreeMap<String, String>,
+    ) -> Result<Params, String> {
+        let mut rest = given.clone();
+        let fault = match rest.remove(FAULT) {
+            None => None,
+            Some(raw) => crate::fault::FaultSpec::parse(&raw)
+                .map_err(|e| format!("parameter `{FAULT}`: {e}"))?,
+        };
+        let mut p = Params::resolve(defs, &rest).map_err(|e| {
+            if e.starts_with("unknown parameter") {
+                format!("{e} (and `{FAULT}`, which every workload takes)")
+            } else {
+                e
+            }
+        })?;
+        if let Some(f) = fault {
+            p.values.insert(FAULT, Value::Fault(f));
+        }
+        Ok(p)
+    }
+
+    /// The injected fault, if any.
+    pub fn fault(&self) -> Option<crate::fault::FaultSpec> {
+        match self.values.get(FAULT) {
+            Some(Value::Fault(f)) => Some(*f),
+            _ => None,
+        }
     }
 
     /// Builds params from typed values (for tests and the library API).
