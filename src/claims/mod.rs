@@ -144,17 +144,21 @@ impl<'a> Data<'a> {
             .find(|m| m.mechanic == id && matches(&m.params, want))
     }
 
-    /// Every ok cell of `workload` with `model`, whose params include `want`.
+    /// Every ok cell of `workload` with `model`, whose params include `want`. Cells with an
+    /// injected fault are left out unless `want` asks for a `fault`: their throughput is not
+    /// the model's.
     pub(crate) fn cells(
         &self,
         workload: &str,
         model: &str,
         want: &[(&str, &str)],
     ) -> Vec<&'a CellResult> {
+        let faults_wanted = want.iter().any(|(k, _)| *k == "fault");
         self.cells
             .iter()
             .copied()
             .filter(|c| c.workload == workload && c.model == model && matches(&c.params, want))
+            .filter(|c| faults_wanted || !c.params.contains_key("fault"))
             .collect()
     }
 

@@ -2,7 +2,8 @@
 //! names the suite entry that supplies its figures when they are missing.
 
 use super::{Data, Order, Verdict, ns, order, rate};
-use crate::report::result::{CellResult, MechanicResult, Spread};
+use crate::model::UnitKind;
+use crate::report::result::{CellResult, FaultOutcome, MechanicResult, Spread, WorkerFaultView};
 
 /// A claim and how to check it.
 pub(crate) struct Rule {
@@ -408,8 +409,112 @@ fn fault_isolation(d: &Data) -> (Verdict, String) {
     if faulted.is_empty() {
         return missing("cells with an injected fault");
     }
-    (
-        Verdict::Inconclusive,
-        format!("{} fault cells found but not evaluated", faulted.len()),
-    )
+    let fired: Vec<(&CellResult, &FaultOutcome)> = faulted
+        .iter()
+        .filter_map(|c| c.fault.as_ref().filter(|f| f.fired).map(|f| (*c, f)))
+        .collect();
+    if fired.is_empty() {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "{} fault cells, but in none did worker 0 reach its fault op inside the window: \
+                 lower K or lengthen the window",
+                faulted.len()
+            ),
+        );
+    }
+    // A crashing process: a process-unit cell whose worker crashed (not hung), with siblings.
+    let crashed = |f: &FaultOutcome| f.kind != "hang";
+    let procs: Vec<_> = fired
+        .iter()
+        .filter(|(c, f)| {
+            c.unit == UnitKind::Process && crashed(f) && f.others_kept_running.is_some()
+        })
+        .collect();
+    let siblings_ran = |f: &FaultOutcome| !f.process_lost && f.others_kept_running == Some(true);
+    let p_verdict = if procs.is_empty() {
+        Verdict::Inconclusive
+    } else if procs.iter().all(|(_, f)| siblings_ran(f)) {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
+    // A crashing thread: a fatal signal (abort, segv, kill9) in a thread-unit cell.
+    let fatal = |f: &FaultOutcome| matches!(f.kind.as_str(), "abort" | "segv" | "kill9");
+    let threads: Vec<_> = fired
+        .iter()
+        .filter(|(c, f)| c.unit == UnitKind::Thread && fatal(f))
+        .collect();
+    let t_verdict = if threads.is_empty() {
+        Verdict::Inconclusive
+    } else if threads.iter().any(|(_, f)| f.process_lost) {
+        Verdict::Holds
+    } else {
+        Verdict::DoesNotHold
+    };
+    let mut s = String::new();
+    match procs
+        .iter()
+        .find(|(_, f)| f.kind == "kill9")
+        .or(procs.first())
+    {
+        None => s.push_str("no process-model cell with a crashed worker and siblings; "),
+        Some((c, f)) => {
+            let sib = |pick: fn(&WorkerFaultView) -> f64| {
+                f.workers
+                    .iter()
+                    .filter(|w| !w.failed)
+                    .map(pick)
+                    .sum::<f64>()
+            };
+            s.push_str(&format!(
+                "{}: worker 0 died ({}) at op {}; siblings {} ({} → {} ops/s), {}, {:.0} ops lost; \
+                 siblings kept running in {} of {} process cells",
+                c.model,
+                f.exit.as_deref().unwrap_or(&f.kind),
+                f.at_op,
+                if siblings_ran(f) {
+                    "kept running"
+                } else {
+                    "stopped"
+                },
+                rate(sib(|w| w.ops_per_sec_before)),
+                rate(sib(|w| w.ops_per_sec_after)),
+                f.respawn_ns
+                    .map(|n| format!("replaced after {}", ns(n as f64)))
+                    .unwrap_or_else(|| "not replaced".into()),
+                f.ops_lost,
+                procs.iter().filter(|(_, f)| siblings_ran(f)).count(),
+                procs.len(),
+            ));
+        }
+    }
+    if threads.is_empty() {
+        s.push_str("; no thread-model cell with abort, segv or kill9");
+    } else {
+        let lost: Vec<_> = threads.iter().filter(|(_, f)| f.process_lost).collect();
+        let before: u64 = lost.iter().map(|(_, f)| f.ops_before).sum();
+        let kinds: std::collections::BTreeSet<&str> =
+            threads.iter().map(|(_, f)| f.kind.as_str()).collect();
+        s.push_str(&format!(
+            "; threads ({}): the whole process died in {} of {} cells ({} ops counted before the \
+             crashes, none after)",
+            kinds.into_iter().collect::<Vec<_>>().join(", "),
+            lost.len(),
+            threads.len(),
+            before,
+        ));
+    }
+    let panics: Vec<_> = fired
+        .iter()
+        .filter(|(c, f)| c.unit == UnitKind::Thread && f.kind == "panic")
+        .collect();
+    if !panics.is_empty() {
+        s.push_str(&format!(
+            "; a panic lost only its thread in {} of {} thread cells (the process lived)",
+            panics.iter().filter(|(_, f)| !f.process_lost).count(),
+            panics.len()
+        ));
+    }
+    (both(&[p_verdict, t_verdict]), s)
 }

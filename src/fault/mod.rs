@@ -8,8 +8,10 @@
 //! writes the fault instant and every worker's counter into the [`FaultBoard`] (shared memory
 //! mapped by the harness before the cell host is forked, so it survives the host) and then:
 //!
-//! - `panic`: a Rust panic. A thread worker unwinds and ends (`catch_unwind` of the thread
-//!   join: the thread is lost, the process lives); a forked worker exits with code 101.
+//! - `panic`: a Rust panic (`resume_unwind`: the unwinding without the panic hook, whose
+//!   backtrace under RUST_BACKTRACE would add half a second). A thread worker unwinds and ends
+//!   (the thread join catches it: the thread is lost, the process lives); a forked worker
+//!   exits with code 101 and is replaced.
 //! - `abort`: `libc::abort()` (SIGABRT), which kills the whole process.
 //! - `segv`: a store to a `PROT_NONE` page: a real SIGSEGV (see `sys::fault`).
 //! - `kill9`: `kill(getpid(), SIGKILL)`.
@@ -292,7 +294,14 @@ pub struct FaultHook<'a> {
 /// Fails the way `kind` says. Never returns, except that a panic unwinds.
 pub fn fire(kind: FaultKind, at: u64) -> ! {
     match kind {
-        FaultKind::Panic => panic!("injected fault: panic at op {at} of worker {FAULT_WORKER}"),
+        FaultKind::Panic => {
+            let msg = format!("injected fault: panic at op {at} of worker {FAULT_WORKER}");
+            eprintln!("concbench: {msg}");
+            // Unwinds exactly as a panic does, but without the panic hook: with RUST_BACKTRACE
+            // set, the hook's symbolised backtrace takes about half a second, which would be
+            // measured as the fault's cost.
+            std::panic::resume_unwind(Box::new(msg))
+        }
         FaultKind::Abort => {
             crate::sys::fault::no_core_dumps();
             std::process::abort()

@@ -608,6 +608,40 @@ tasks = 2
     }
 
     #[test]
+    fn every_workload_takes_a_fault_and_the_id_carries_it() {
+        let s = p("[[matrix]]\nworkload = \"sleep\"\nparams = { fault = [\"none\", \"kill9@5_000\"] }\nmodels = [\"processes\"]\n").unwrap();
+        assert_eq!(s.cells.len(), 2);
+        assert_eq!(s.cells[0].params.fault(), None);
+        assert!(
+            !s.cells[0].id.contains("fault"),
+            "none is dropped: {}",
+            s.cells[0].id
+        );
+        let f = s.cells[1].params.fault().unwrap();
+        assert_eq!((f.kind, f.at), (crate::fault::FaultKind::Kill9, 5000));
+        assert!(
+            s.cells[1]
+                .id
+                .starts_with("sleep/delay=10ms,fault=kill9@5000/"),
+            "{}",
+            s.cells[1].id
+        );
+        assert_eq!(s.cells[1].params.to_map()["fault"], "kill9@5000");
+        let e = p("[[matrix]]\nworkload = \"spin\"\nparams = { fault = \"boom@1\" }\nmodels = [\"threads\"]\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (3, "matrix[0].params"), "{e}");
+        assert!(e.message.contains("segv"), "{e}");
+        let e = p("[[matrix]]\nworkload = \"spin\"\nparams = { faults = \"panic@1\" }\nmodels = [\"threads\"]\n").unwrap_err();
+        assert!(
+            e.message.contains("`fault`, which every workload takes"),
+            "{e}"
+        );
+        // Mechanics take no fault.
+        assert!(
+            p("[[mechanic]]\nmechanic = \"spawn\"\nparams = { fault = \"panic@1\" }\n").is_err()
+        );
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
