@@ -37,6 +37,18 @@ fn prints_a_verdict_for_every_claim() {
 }
 
 #[test]
+fn fault_isolation_is_judged_from_a_real_faults_run() {
+    let o = run(&["claims", FIXTURE, "tests/fixtures/faults-results.json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.contains("A crashing process leaves its siblings running"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("[holds]"), "{out}");
+}
+
+#[test]
 fn a_file_that_is_not_results_exits_2() {
     let o = run(&["claims", "Cargo.toml"]);
     assert_eq!(o.status.code(), Some(2));

@@ -61,6 +61,7 @@ fn list_shows_every_workload_model_and_shipped_suite() {
         "io.toml",
         "os.toml",
         "bench.toml",
+        "faults.toml",
     ] {
         assert!(s.contains(f), "{f} missing");
     }

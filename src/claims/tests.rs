@@ -3,11 +3,19 @@
 //! contradict or blur each claim.
 
 use super::*;
-use crate::report::result::Spread;
+use crate::report::result::{CellResult, Spread};
 
 fn fixture() -> Results {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/lecture-results.json");
+    crate::report::json::read(&p).unwrap()
+}
+
+/// A real `concbench run workloads/faults.toml` (every model × panic, abort, segv, kill9, hang
+/// on a busy 2-core machine).
+fn faults() -> Results {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faults-results.json");
     crate::report::json::read(&p).unwrap()
 }
 
@@ -28,19 +36,17 @@ fn spread(median: f64, min: f64, max: f64) -> Spread {
 
 #[test]
 fn the_real_run_gives_a_verdict_with_numbers_for_every_claim() {
-    let claims = evaluate(&[fixture()]);
+    let claims = evaluate(&[fixture(), faults()]);
     assert_eq!(claims.len(), rules::ALL.len());
     for c in &claims {
         assert!(!c.evidence.is_empty(), "{}", c.id);
-        if c.id != "fault-isolation" {
-            assert!(
-                !c.evidence.starts_with("not measured"),
-                "{}: {}",
-                c.id,
-                c.evidence
-            );
-            assert!(c.evidence.chars().any(|ch| ch.is_ascii_digit()), "{}", c.id);
-        }
+        assert!(
+            !c.evidence.starts_with("not measured"),
+            "{}: {}",
+            c.id,
+            c.evidence
+        );
+        assert!(c.evidence.chars().any(|ch| ch.is_ascii_digit()), "{}", c.id);
     }
     // Separated by far more than their spread in this run.
     for id in [
@@ -143,4 +149,91 @@ fn markdown_is_one_table_row_per_claim() {
     let md = to_markdown(&claims, Some(2));
     let rows = md.lines().filter(|l| l.starts_with("| ")).count();
     assert_eq!(rows, claims.len() + 1, "{md}");
+}
+
+#[test]
+fn fault_isolation_holds_on_the_real_faults_run() {
+    let c = verdict(&[faults()], "fault-isolation");
+    assert_eq!(c.verdict, Verdict::Holds, "{}", c.evidence);
+    for part in [
+        "siblings kept running",
+        "replaced after",
+        "the whole process died",
+    ] {
+        assert!(c.evidence.contains(part), "{part}: {}", c.evidence);
+    }
+    // Without fault cells it says what to run.
+    let c = verdict(&[fixture()], "fault-isolation");
+    assert_eq!(c.verdict, Verdict::Inconclusive);
+    assert!(
+        c.evidence.contains("workloads/lecture.toml"),
+        "{}",
+        c.evidence
+    );
+}
+
+fn edit_faults(f: impl Fn(&mut CellResult)) -> Results {
+    let mut r = faults();
+    for c in r.cells.iter_mut().filter(|c| c.fault.is_some()) {
+        f(c);
+    }
+    r
+}
+
+#[test]
+fn contradicting_fault_outcomes_flip_or_blur_the_verdict() {
+    use crate::model::UnitKind;
+    // Siblings of a crashed worker process stopped: the first half fails.
+    let r = edit_faults(|c| {
+        if c.unit == UnitKind::Process {
+            c.fault.as_mut().unwrap().others_kept_running = Some(false);
+        }
+    });
+    let v = verdict(&[r], "fault-isolation");
+    assert_eq!(v.verdict, Verdict::DoesNotHold, "{}", v.evidence);
+    assert!(v.evidence.contains("siblings stopped"), "{}", v.evidence);
+    // No fatal fault under threads ever took the process down: the second half fails.
+    let r = edit_faults(|c| {
+        if c.unit == UnitKind::Thread {
+            c.fault.as_mut().unwrap().process_lost = false;
+        }
+    });
+    let v = verdict(&[r], "fault-isolation");
+    assert_eq!(v.verdict, Verdict::DoesNotHold, "{}", v.evidence);
+    assert!(v.evidence.contains("died in 0 of"), "{}", v.evidence);
+    // Only process cells: half the claim is unmeasured.
+    let mut r = faults();
+    r.cells.retain(|c| c.unit == UnitKind::Process);
+    assert_eq!(
+        verdict(&[r], "fault-isolation").verdict,
+        Verdict::Inconclusive
+    );
+    // Faults that never fired prove nothing.
+    let r = edit_faults(|c| c.fault.as_mut().unwrap().fired = false);
+    let v = verdict(&[r], "fault-isolation");
+    assert_eq!(v.verdict, Verdict::Inconclusive);
+    assert!(v.evidence.contains("lower K"), "{}", v.evidence);
+}
+
+#[test]
+fn fault_cells_are_not_evidence_for_the_other_claims() {
+    // The faults run's fault cells, with spin throughput crushed by the faults, pooled with
+    // the lecture run: every other claim reads the same figures as before.
+    let mut f = faults();
+    f.cells.retain(|c| c.params.contains_key("fault"));
+    for c in f.cells.iter_mut() {
+        c.params.insert("op_time".into(), "10us".into());
+    }
+    let pooled = evaluate(&[fixture(), f]);
+    let alone = evaluate(&[fixture()]);
+    for (a, b) in pooled.iter().zip(&alone) {
+        if a.id != "fault-isolation" {
+            assert_eq!(
+                (a.verdict, &a.evidence),
+                (b.verdict, &b.evidence),
+                "{}",
+                a.id
+            );
+        }
+    }
 }

@@ -1,6 +1,10 @@
 //! Units: what carries a worker. Threads are scoped threads of the cell host; processes are
 //! forked from it (single-threaded at that point) and send their [`WorkerReport`] back as JSON
 //! through a pipe. Either way the same `run_worker` body runs, and every process is reaped.
+//!
+//! While the window runs, the host may ask the units to [`Supervise`] themselves: in a fault
+//! cell the process units act as Nginx's master, replacing a worker process that died (its
+//! report pipe hangs up) with a fresh one of the same index; thread units cannot do that.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
