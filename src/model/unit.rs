@@ -221,12 +221,19 @@ impl Supervise for Processes<'_, '_> {
                         return;
                     }
                 }
-                // A worker never writes before STOP: readable or hung up means it died.
-                idx.iter()
-                    .zip(&fds)
-                    .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-                    .map(|(w, _)| *w)
-                    .collect()
+                // Hung up with nothing to read: the worker died without reporting. Data to
+                // read: it stopped early on its own (an error it reports): not a crash, so it
+                // is left for the report collection and not replaced.
+                let mut dead = Vec::new();
+                for (&w, f) in idx.iter().zip(&fds) {
+                    let r = f.revents().unwrap_or(PollFlags::empty());
+                    if r.contains(PollFlags::POLLIN) {
+                        self.watched[w] = false;
+                    } else if !r.is_empty() {
+                        dead.push(w);
+                    }
+                }
+                dead
             };
             for w in dead {
                 self.replace(w);
@@ -433,5 +440,127 @@ mod tests {
             assert!(r[1].is_err(), "{kind:?}");
             no_children_left();
         }
+    }
+}
+
+#[cfg(test)]
+mod master_tests {
+    //! The master's respawn: a worker process that dies in the window is replaced (once) and
+    //! the replacement counts on; a worker that stops on its own with an error is not.
+
+    use super::*;
+    use crate::fault::{FaultBoard, FaultHook, FaultKind, FaultSpec};
+    use crate::measure::control::{Control, Gate, MEASURE, WARMUP};
+    use crate::model::{DriverKind, Load};
+    use crate::workload::{Step, Task, TaskCtx, Workload, WorkloadError};
+
+    /// Task 1 fails with an error at its 50th op when `err` is set; otherwise ops sleep 100 µs.
+    struct Slow {
+        err: bool,
+    }
+    struct SlowTask {
+        ops: u64,
+        fail: bool,
+    }
+    impl Workload for Slow {
+        fn task(&self, ctx: &TaskCtx) -> Result<Box<dyn Task>, WorkloadError> {
+            Ok(Box::new(SlowTask {
+                ops: 0,
+                fail: self.err && ctx.task == 1,
+            }))
+        }
+    }
+    impl Task for SlowTask {
+        fn step(&mut self) -> Result<Step, WorkloadError> {
+            self.ops += 1;
+            if self.fail && self.ops == 50 {
+                return Err(WorkloadError::Other("task error".into()));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+            Ok(Step::Done)
+        }
+    }
+
+    fn run(
+        err: bool,
+        plan: Option<FaultSpec>,
+    ) -> (
+        Vec<(usize, String)>,
+        Vec<Result<WorkerReport, String>>,
+        FaultBoard,
+    ) {
+        let wl = Slow { err };
+        let control = Control::new(2).unwrap();
+        let gate = Gate::new().unwrap();
+        let board = FaultBoard::new(2).unwrap();
+        let specs: Vec<WorkerSpec<'_>> = (0..2)
+            .map(|i| WorkerSpec {
+                index: i,
+                tasks: i..i + 1,
+                total_tasks: 2,
+                core: None,
+                driver: DriverKind::Blocking,
+                load: Load::Closed,
+                workload: &wl,
+                control: &control,
+                gate: &gate,
+                fault: Some(FaultHook {
+                    board: &board,
+                    control: &control,
+                    plan: if i == 1 { plan } else { None },
+                    replacement: false,
+                }),
+            })
+            .collect();
+        let (deaths, reports) = run_units(UnitKind::Process, &specs, |sup| {
+            while control.ready() < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            control.set_phase(WARMUP);
+            gate.open();
+            control.set_phase(MEASURE);
+            sup.watch_until(Instant::now() + Duration::from_millis(500));
+            sup.deaths()
+        });
+        (deaths, reports, board)
+    }
+
+    #[test]
+    fn a_dead_worker_process_is_replaced_and_counts_on() {
+        let (deaths, reports, board) = run(
+            false,
+            Some(FaultSpec {
+                kind: FaultKind::Kill9,
+                at: 20,
+            }),
+        );
+        assert_eq!(deaths.len(), 1, "{deaths:?}");
+        assert_eq!(deaths[0].0, 1);
+        assert!(deaths[0].1.contains("SIGKILL"), "{deaths:?}");
+        let v = board.view();
+        assert!(v.fired && v.reaped >= v.t_fault && v.forked >= v.reaped);
+        assert!(v.first_op >= v.forked && v.new_pid > 0, "{v:?}");
+        // The replacement reported as worker 1 and counted on from its predecessor's count.
+        let r = reports[1].as_ref().unwrap();
+        assert_eq!(r.pid, v.new_pid);
+        assert!(
+            r.total_ops > v.at_fault[1],
+            "{} vs {:?}",
+            r.total_ops,
+            v.at_fault
+        );
+        assert!(reports[0].is_ok());
+    }
+
+    #[test]
+    fn a_worker_that_stops_with_an_error_is_not_replaced() {
+        let (deaths, reports, board) = run(true, None);
+        assert!(deaths.is_empty(), "{deaths:?}");
+        assert!(!board.fired() && board.view().new_pid == 0);
+        let r = reports[1].as_ref().unwrap();
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("task error")),
+            "{r:?}"
+        );
     }
 }
