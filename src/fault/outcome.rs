@@ -6,8 +6,11 @@
 use std::time::Duration;
 
 use super::{BoardView, FAULT_WORKER, FaultBoard, FaultKind, FaultSpec};
+use crate::model::tasks_of;
 use crate::report::result::{FaultOutcome, WorkerFaultView};
-use crate::runner::cell::RunSample;
+use crate::runner::cell::{RunSample, WindowEnv, measure_with};
+use crate::runner::{WindowError, in_host};
+use crate::suite::Cell;
 
 /// What the board alone does not say.
 #[derive(Debug, Clone)]
@@ -108,6 +111,39 @@ pub fn compute(v: &BoardView, cx: &Context) -> FaultOutcome {
     }
     .into();
     out
+}
+
+/// Runs one window of fault cell `c` (see `runner::run_window`): maps the board before the
+/// cell host is forked, so a fault that kills the whole host (a thread model's abort) is still
+/// measured: the window is recorded as `process-lost` with the ops counted before the fault,
+/// not as a failure. A host that hung until the watchdog killed it is recorded the same way.
+pub fn run_fault_window(
+    c: &Cell,
+    env: &WindowEnv,
+    spec: FaultSpec,
+    budget: Duration,
+) -> Result<RunSample, WindowError> {
+    let board = FaultBoard::new(c.workers)
+        .map_err(|e| WindowError::Failed(format!("mapping the fault board: {e}")))?;
+    match in_host(budget, || measure_with(c, env, Some(&board))) {
+        Err(e) if board.fired() => {
+            let how = match e {
+                WindowError::TimedOut(d) => format!("hung: killed by the watchdog after {d:?}"),
+                WindowError::Failed(m) => m,
+            };
+            let tasks = (0..c.workers)
+                .map(|w| tasks_of(w, c.workers, c.tasks).len())
+                .collect();
+            Ok(host_lost_sample(
+                &board,
+                spec,
+                tasks,
+                env.timing.duration,
+                how,
+            ))
+        }
+        r => r,
+    }
 }
 
 /// The sample of a window whose cell host died of the fault (or hung until the watchdog

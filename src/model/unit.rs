@@ -481,14 +481,13 @@ mod master_tests {
         }
     }
 
-    fn run(
-        err: bool,
-        plan: Option<FaultSpec>,
-    ) -> (
+    type Ran = (
         Vec<(usize, String)>,
         Vec<Result<WorkerReport, String>>,
         FaultBoard,
-    ) {
+    );
+
+    fn run(err: bool, plan: Option<FaultSpec>) -> Ran {
         let wl = Slow { err };
         let control = Control::new(2).unwrap();
         let gate = Gate::new().unwrap();

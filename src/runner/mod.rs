@@ -297,36 +297,15 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
     }
 }
 
-/// Runs one window of `c` in a fresh forked cell host, under a watchdog. A fault cell's board
-/// is mapped here, before the fork, so a fault that kills the whole host (a thread model's
-/// abort) is still measured: the window is recorded as `process-lost` with the ops counted
-/// before the fault, not as a failure.
+/// Runs one window of `c` in a fresh forked cell host, under a watchdog. A fault cell goes
+/// through `fault::outcome::run_fault_window`, which maps its fault board before the fork so a
+/// fault that kills the whole host is recorded as `process-lost`, not as a failure.
 pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
     let budget = window_budget(env.timing);
     let Some(spec) = c.params.fault() else {
         return in_host(budget, || measure_once(c, env));
     };
-    let board = crate::fault::FaultBoard::new(c.workers)
-        .map_err(|e| WindowError::Failed(format!("mapping the fault board: {e}")))?;
-    match in_host(budget, || cell::measure_with(c, env, Some(&board))) {
-        Err(e) if board.fired() => {
-            let how = match e {
-                WindowError::TimedOut(d) => format!("hung: killed by the watchdog after {d:?}"),
-                WindowError::Failed(m) => m,
-            };
-            let tasks = (0..c.workers)
-                .map(|w| crate::model::tasks_of(w, c.workers, c.tasks).len())
-                .collect();
-            Ok(crate::fault::outcome::host_lost_sample(
-                &board,
-                spec,
-                tasks,
-                env.timing.duration,
-                how,
-            ))
-        }
-        r => r,
-    }
+    crate::fault::outcome::run_fault_window(c, env, spec, budget)
 }
 
 /// Runs `body` in a freshly forked, single-threaded host process and returns what it sent
