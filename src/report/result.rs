@@ -177,6 +177,11 @@ pub struct Sample {
     pub per_worker_ops_per_sec: Vec<f64>,
     /// What the noise guard saw.
     pub noise: Noise,
+    /// This window's own latency percentiles (the cell's `latency_ns` merges every window),
+    /// so `concbench compare` can test latency changes against the spread over windows.
+    /// Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<Latency>,
 }
 
 /// Where a worker ran, as the kernel reported it.

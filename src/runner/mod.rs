@@ -427,8 +427,12 @@ fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {
             .map(|&o| if secs > 0.0 { o as f64 / secs } else { 0.0 })
             .collect(),
         noise: s.noise.clone(),
+        latency_ns: None,
     });
     if let Ok(h) = Deserializer::new().deserialize::<u64, _>(&mut s.histogram.as_slice()) {
+        if let Some(last) = acc.samples.last_mut() {
+            last.latency_ns = Some(latency_of(&h));
+        }
         let merged = acc.hist.get_or_insert_with(new_histogram);
         let _ = merged.add(&h);
     }
