@@ -1,0 +1,533 @@
+//! `concbench compare`: the CI regression gate. Reads two results files (a baseline, e.g. the
+//! main branch's, and a candidate), matches cells, mechanics and server cells by id, and gives
+//! each figure a change and a verdict (improved / regressed / unchanged / noisy / missing /
+//! new, and failed when the candidate broke an invariant). The exit code is the gate: 0 when
+//! nothing regressed or failed, 1 otherwise, 2 on bad input. Criterion only reports changes
+//! and always exits 0; this fails the job.
+//!
+//! How a verdict is reached is in [`stats`]: the per-window values of both runs (ops/s of
+//! every window of a cell, ns/iteration of every window of a mechanic, requests/s of every
+//! window of a server cell) must differ by more than the threshold AND be separated (a rank
+//! test with 4+ windows a side, disjoint ranges with fewer). Latency percentiles use each
+//! window's own percentiles (`Sample::latency_ns`) when the files have them; files written
+//! before that field existed, and server cells (whose latency is from the last window), have
+//! one value per side and are gated on the threshold alone (the evidence column says so).
+//!
+//! `--relative` compares within-run ratios instead (see [`relative`]), which survive a move
+//! to a faster or slower machine. `--criterion DIR` gates criterion's saved estimates (see
+//! [`criterion`]).
+
+pub mod criterion;
+pub mod markdown;
+pub mod relative;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use serde::Serialize;
+
+pub use stats::{Better, Verdict};
+
+use crate::report::result::{Latency, Results, Status};
+
+/// Figures `compare` can gate on. The first three are each kind's headline and the default.
+pub const METRICS: &[(&str, &str)] = &[
+    (
+        "ops_per_sec",
+        "cells: ops/s of every window (bigger is better)",
+    ),
+    (
+        "ns_per_iter",
+        "mechanics: ns per iteration of every window (smaller is better)",
+    ),
+    (
+        "requests_per_sec",
+        "server cells: responses/s of every window (bigger is better)",
+    ),
+    (
+        "p50",
+        "cells and server cells: median latency (smaller is better)",
+    ),
+    ("p90", "… 90th percentile latency"),
+    ("p99", "… 99th percentile latency"),
+    ("p999", "… 99.9th percentile latency"),
+    ("mean", "… mean latency"),
+];
+
+/// The default metric set: each kind's headline throughput figure.
+pub const DEFAULT_METRICS: &[&str] = &["ops_per_sec", "ns_per_iter", "requests_per_sec"];
+
+/// `concbench compare` arguments.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Baseline results.json (e.g. the main branch's).
+    #[arg(required_unless_present = "criterion")]
+    pub base: Option<PathBuf>,
+    /// Candidate results.json (e.g. the pull request's).
+    #[arg(required_unless_present = "criterion")]
+    pub new: Option<PathBuf>,
+    /// Smallest change that counts, e.g. 5% or 0.05.
+    #[arg(long, default_value = "5%", value_parser = parse_threshold)]
+    pub threshold: f64,
+    /// Figures to compare (comma-separated): ops_per_sec, ns_per_iter, requests_per_sec, p50,
+    /// p90, p99, p999, mean [default: ops_per_sec,ns_per_iter,requests_per_sec]; with
+    /// --criterion: mean, median or slope [default: mean].
+    #[arg(long, value_delimiter = ',')]
+    pub metric: Vec<String>,
+    /// Compare within-run ratios (model ÷ reference model, W=N ÷ W=1, variant ÷ first
+    /// variant), which survive a change of machine, instead of absolute figures.
+    #[arg(long)]
+    pub relative: bool,
+    /// Print Markdown for a pull-request comment.
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Fail (exit 1) when a baseline entry is missing from the candidate.
+    #[arg(long)]
+    pub fail_on_missing: bool,
+    /// Compare criterion's saved estimates under this directory (e.g. target/criterion)
+    /// instead of two results files.
+    #[arg(long, conflicts_with_all = ["base", "new", "relative"])]
+    pub criterion: Option<PathBuf>,
+    /// With --criterion: the saved baseline's name (`--save-baseline NAME`).
+    #[arg(long, default_value = "base", requires = "criterion")]
+    pub baseline: String,
+    /// With --criterion: the candidate's directory name (criterion writes `new`).
+    #[arg(long, default_value = "new", requires = "criterion")]
+    pub candidate: String,
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("\"{s}\" is not a threshold: write e.g. 5% or 0.05"))?;
+    if !(0.0..10.0).contains(&v) || v.is_nan() {
+        return Err(format!("threshold {s} is out of range: use 0% to 1000%"));
+    }
+    Ok(v)
+}
+
+/// A figure's values on one side: the centre and the spread the verdict used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Side {
+    /// Median over windows (or the point estimate).
+    pub center: f64,
+    /// Smallest window (or the interval's lower bound).
+    pub low: f64,
+    /// Largest window (or the interval's upper bound).
+    pub high: f64,
+    /// Windows behind it (0 for criterion estimates).
+    pub n: usize,
+}
+
+impl Side {
+    /// Median, min, max and count of per-window values.
+    pub fn of(v: &[f64]) -> Side {
+        let s = crate::report::result::Spread::of(v);
+        Side {
+            center: s.median,
+            low: s.min,
+            high: s.max,
+            n: v.len(),
+        }
+    }
+}
+
+/// One compared figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Cell, mechanic, server cell, ratio or criterion bench id.
+    pub id: String,
+    /// `cell`, `mechanic`, `server`, `ratio` or `criterion`.
+    pub kind: &'static str,
+    /// Metric name (`*` for a whole missing, new or failed entry).
+    pub metric: String,
+    /// Unit of the values.
+    pub unit: &'static str,
+    /// Which way is better.
+    pub better: Better,
+    /// Baseline values (None when missing there).
+    pub base: Option<Side>,
+    /// Candidate values (None when missing there).
+    pub new: Option<Side>,
+    /// median(new) / median(base) − 1.
+    pub change: Option<f64>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// How the verdict was reached (test, windows, chance level) or what failed.
+    pub evidence: String,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// What was compared (file names or the criterion directory).
+    pub title: String,
+    /// Threshold as a fraction.
+    pub threshold: f64,
+    /// Metrics compared.
+    pub metrics: Vec<String>,
+    /// Whether within-run ratios were compared.
+    pub relative: bool,
+    /// Notes for the reader (different machines, suites, missing per-window values).
+    pub notes: Vec<String>,
+    /// Every row, worst verdicts first.
+    pub rows: Vec<Row>,
+    /// True when the gate fails (exit 1).
+    pub failed: bool,
+}
+
+impl Report {
+    /// Counts rows with `v`.
+    pub fn count(&self, v: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == v).count()
+    }
+
+    fn finish(mut self, fail_on_missing: bool) -> Report {
+        self.rows
+            .sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
+        self.failed = self.rows.iter().any(|r| {
+            matches!(r.verdict, Verdict::Regressed | Verdict::Failed)
+                || (fail_on_missing && r.verdict == Verdict::Missing)
+        });
+        self
+    }
+}
+
+/// `concbench compare`: prints the report and returns the gate's exit code.
+pub fn main(args: CompareArgs) -> ExitCode {
+    match run(&args) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else if args.markdown {
+                print!("{}", markdown::to_markdown(&report));
+            } else {
+                print!("{}", markdown::to_text(&report));
+            }
+            ExitCode::from(u8::from(report.failed))
+        }
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads the inputs and builds the report (errors are bad input: exit 2).
+pub fn run(args: &CompareArgs) -> anyhow::Result<Report> {
+    if let Some(dir) = &args.criterion {
+        let metric = match args.metric.as_slice() {
+            [] => "mean".to_string(),
+            [m] => m.clone(),
+            _ => bail!("--criterion compares one metric: give --metric mean, median or slope"),
+        };
+        return criterion::compare(
+            dir,
+            &args.baseline,
+            &args.candidate,
+            &metric,
+            args.threshold,
+        )
+        .map(|r| r.finish(args.fail_on_missing));
+    }
+    let (Some(b), Some(n)) = (&args.base, &args.new) else {
+        bail!("give BASE.json and NEW.json, or --criterion DIR");
+    };
+    let base = crate::report::json::read(b)?;
+    let new = crate::report::json::read(n)?;
+    let metrics = parse_metrics(&args.metric)?;
+    let mut report = if args.relative {
+        relative::compare(&base, &new, &metrics, args.threshold)?
+    } else {
+        compare(&base, &new, &metrics, args.threshold)
+    };
+    report.title = format!("{} → {}", b.display(), n.display());
+    Ok(report.finish(args.fail_on_missing))
+}
+
+/// Checks metric names; empty means the defaults.
+pub fn parse_metrics(given: &[String]) -> anyhow::Result<Vec<String>> {
+    if given.is_empty() {
+        return Ok(DEFAULT_METRICS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut out = Vec::new();
+    for g in given {
+        let g = g.trim();
+        if !METRICS.iter().any(|(m, _)| *m == g) {
+            let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
+            bail!("unknown metric \"{g}\": use one of {}", known.join(", "));
+        }
+        if !out.iter().any(|o| o == g) {
+            out.push(g.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn is_latency(m: &str) -> bool {
+    matches!(m, "p50" | "p90" | "p99" | "p999" | "mean")
+}
+
+fn latency_value(l: &Latency, m: &str) -> f64 {
+    match m {
+        "p50" => l.p50 as f64,
+        "p90" => l.p90 as f64,
+        "p99" => l.p99 as f64,
+        "p999" => l.p999 as f64,
+        _ => l.mean,
+    }
+}
+
+/// One side of an entry: its status and its per-window values for each metric.
+struct Entry {
+    kind: &'static str,
+    ok: Result<(), String>,
+    values: Vec<(String, &'static str, Better, Vec<f64>)>,
+}
+
+/// Per-window values of every entry of `r` for `metrics`, keyed by id.
+fn entries(r: &Results, metrics: &[String]) -> Vec<(String, Entry)> {
+    let mut out = Vec::new();
+    for c in &r.cells {
+        let mut values = Vec::new();
+        for m in metrics {
+            if m == "ops_per_sec" {
+                let v = c.samples.iter().map(|s| s.ops_per_sec).collect();
+                values.push((m.clone(), "ops/s", Better::Bigger, v));
+            } else if is_latency(m) {
+                let per: Option<Vec<f64>> = c
+                    .samples
+                    .iter()
+                    .map(|s| s.latency_ns.as_ref().map(|l| latency_value(l, m)))
+                    .collect();
+                let v = match per {
+                    Some(v) if !v.is_empty() => v,
+                    _ => vec![latency_value(&c.latency_ns, m)],
+                };
+                values.push((m.clone(), "ns", Better::Smaller, v));
+            }
+        }
+        let ops: u64 = c.samples.iter().map(|s| s.ops).sum();
+        let ok = match (c.status, ops) {
+            (Status::Ok, 0) => Err("no ops completed".to_string()),
+            (Status::Ok, _) => Ok(()),
+            (s, _) => Err(format!(
+                "status {s:?}{}",
+                c.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )),
+        };
+        out.push((
+            c.id.clone(),
+            Entry {
+                kind: "cell",
+                ok,
+                values,
+            },
+        ));
+    }
+    for mech in &r.mechanics {
+        let mut values = Vec::new();
+        if metrics.iter().any(|m| m == "ns_per_iter") {
+            let v = mech.samples.iter().map(|s| s.ns_per_iter).collect();
+            values.push(("ns_per_iter".into(), "ns", Better::Smaller, v));
+        }
+        let ok = match mech.status {
+            Status::Ok if mech.samples.iter().all(|s| s.iters > 0) => Ok(()),
+            Status::Ok => Err("a window ran no iterations".to_string()),
+            s => Err(format!(
+                "status {s:?}{}",
+                mech.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )),
+        };
+        out.push((
+            mech.id.clone(),
+            Entry {
+                kind: "mechanic",
+                ok,
+                values,
+            },
+        ));
+    }
+    for s in &r.servers {
+        let mut values = Vec::new();
+        for m in metrics {
+            if m == "requests_per_sec" {
+                let v = s.samples.iter().map(|w| w.requests_per_sec).collect();
+                values.push((m.clone(), "req/s", Better::Bigger, v));
+            } else if is_latency(m) {
+                let v = vec![latency_value(&s.latency_ns, m)];
+                values.push((m.clone(), "ns", Better::Smaller, v));
+            }
+        }
+        let ok = match s.status {
+            Status::Ok if s.samples.iter().all(|w| w.requests_per_sec > 0.0) => Ok(()),
+            Status::Ok => Err("a window answered no requests".to_string()),
+            st => Err(format!(
+                "status {st:?}{}",
+                s.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )),
+        };
+        out.push((
+            s.id.clone(),
+            Entry {
+                kind: "server",
+                ok,
+                values,
+            },
+        ));
+    }
+    out
+}
+
+/// Notes every comparison carries: different machines, suites or tool versions.
+pub fn context_notes(base: &Results, new: &Results) -> Vec<String> {
+    let mut notes = Vec::new();
+    if base.suite.name != new.suite.name {
+        notes.push(format!(
+            "different suites: {} vs {}",
+            base.suite.name, new.suite.name
+        ));
+    }
+    if base.machine.cpu_model != new.machine.cpu_model
+        || base.machine.allowed_cpus.len() != new.machine.allowed_cpus.len()
+    {
+        notes.push(format!(
+            "different machines: {} ({} cores) vs {} ({} cores): absolute figures may move; --relative compares within-run ratios",
+            base.machine.cpu_model,
+            base.machine.allowed_cpus.len(),
+            new.machine.cpu_model,
+            new.machine.allowed_cpus.len()
+        ));
+    }
+    let noisy = new.cells.iter().filter(|c| c.noise.flagged).count();
+    if noisy > 0 {
+        notes.push(format!(
+            "{noisy} candidate cell(s) were flagged noisy (other processes used the machine in a window)"
+        ));
+    }
+    notes
+}
+
+/// Compares absolute figures of every entry.
+pub fn compare(base: &Results, new: &Results, metrics: &[String], threshold: f64) -> Report {
+    let b = entries(base, metrics);
+    let n = entries(new, metrics);
+    let mut rows = Vec::new();
+    let mut notes = context_notes(base, new);
+    let mut single = 0;
+    for (id, ne) in &n {
+        let be = b.iter().find(|(bid, _)| bid == id).map(|(_, e)| e);
+        if let Err(why) = &ne.ok {
+            rows.push(whole(id, ne.kind, Verdict::Failed, why.clone()));
+            continue;
+        }
+        let Some(be) = be.filter(|e| e.ok.is_ok()) else {
+            let why = if be.is_some() {
+                "failed in the baseline"
+            } else {
+                "not in the baseline"
+            };
+            rows.push(whole(id, ne.kind, Verdict::New, why.into()));
+            continue;
+        };
+        for (metric, unit, better, nv) in &ne.values {
+            let Some((_, _, _, bv)) = be.values.iter().find(|(m, ..)| m == metric) else {
+                continue;
+            };
+            if bv.is_empty() || nv.is_empty() {
+                continue;
+            }
+            if bv.len() == 1 && nv.len() == 1 {
+                single += 1;
+            }
+            let j = stats::judge(bv, nv, *better, threshold);
+            rows.push(Row {
+                id: id.clone(),
+                kind: ne.kind,
+                metric: metric.clone(),
+                unit,
+                better: *better,
+                base: Some(Side::of(bv)),
+                new: Some(Side::of(nv)),
+                change: j.change,
+                verdict: j.verdict,
+                evidence: j.evidence,
+            });
+        }
+    }
+    for (id, be) in &b {
+        if !n.iter().any(|(nid, _)| nid == id) {
+            rows.push(whole(
+                id,
+                be.kind,
+                Verdict::Missing,
+                "not in the candidate".into(),
+            ));
+        }
+    }
+    if single > 0 {
+        notes.push(format!(
+            "{single} figure(s) had one value per side (no per-window values): gated on the threshold alone"
+        ));
+    }
+    Report {
+        title: String::new(),
+        threshold,
+        metrics: metrics.to_vec(),
+        relative: false,
+        notes,
+        rows,
+        failed: false,
+    }
+}
+
+/// A row for a whole entry (missing, new or failed).
+pub fn whole(id: &str, kind: &'static str, verdict: Verdict, evidence: String) -> Row {
+    Row {
+        id: id.to_string(),
+        kind,
+        metric: "*".into(),
+        unit: "",
+        better: Better::Bigger,
+        base: None,
+        new: None,
+        change: None,
+        verdict,
+        evidence,
+    }
+}
+
+/// Failed rows for every candidate entry that broke an invariant (used by `--relative`,
+/// which compares ratios but still requires every cell to run).
+pub fn invariant_failures(new: &Results) -> Vec<Row> {
+    entries(new, &[])
+        .into_iter()
+        .filter_map(|(id, e)| {
+            e.ok.err()
+                .map(|why| whole(&id, e.kind, Verdict::Failed, why))
+        })
+        .collect()
+}
