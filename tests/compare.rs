@@ -527,3 +527,98 @@ fn github_action_benchmark_exports_match_their_snapshots() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.json"));
 }
+
+#[test]
+fn skip_noisy_distrusts_only_cells_the_noise_guard_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture();
+    // The fixture's sleep cells had a window flagged by the noise guard; its spin cells none.
+    let flagged = "sleep/delay=10ms/event-loop/w1/t64/spread/closed";
+    let flags = |id: &str| -> Vec<bool> {
+        let c = f["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        c["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["noise"]["flagged"] == true)
+            .collect()
+    };
+    assert!(flags(flagged).contains(&true));
+    assert!(!flags(CUT).contains(&true));
+    let mut cut = f.clone();
+    scale(&mut cut, flagged, |_| 0.8);
+    let p = write(dir.path(), "flagged-cut.json", &cut);
+    let (code, _) = compare_json(&[FIXTURE, p.to_str().unwrap()]);
+    assert_eq!(code, 1, "without --skip-noisy the cut is a regression");
+    let (code, rep) = compare_json(&[FIXTURE, p.to_str().unwrap(), "--skip-noisy"]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert_eq!(verdict_of(&rep, flagged, "ops_per_sec"), "noisy");
+    assert!(rep.to_string().contains("noise guard flagged"), "{rep:#}");
+    // A cut in a clean cell is still caught.
+    let mut cut = f.clone();
+    scale(&mut cut, CUT, |_| 0.8);
+    let p = write(dir.path(), "clean-cut.json", &cut);
+    let (code, rep) = compare_json(&[FIXTURE, p.to_str().unwrap(), "--skip-noisy"]);
+    assert_eq!(code, 1, "{rep:#}");
+    assert_eq!(verdict_of(&rep, CUT, "ops_per_sec"), "regressed");
+}
+
+/// The gate .ci/run applies against the committed baseline (docs/ci.md): invariants plus
+/// within-run ratios with a generous bound, distrusting noise-flagged windows.
+const CI_POLICY: &[&str] = &[
+    "--relative",
+    "--threshold",
+    "50%",
+    "--skip-noisy",
+    "--fail-on-missing",
+];
+const BASELINE: &str = "results/baseline/ci.json";
+
+#[test]
+fn ci_policy_passes_a_fresh_ci_run_against_the_committed_baseline_and_fails_a_broken_one() {
+    common::become_subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let (o, results) = common::run_suite(dir.path(), Path::new("workloads/ci.toml"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        results
+            .cells
+            .iter()
+            .all(|c| c.samples.iter().all(|s| s.ops > 0))
+    );
+    let fresh = dir.path().join("out/results.json");
+    let mut a = vec![BASELINE, fresh.to_str().unwrap()];
+    a.extend_from_slice(CI_POLICY);
+    let (code, rep) = compare_json(&a);
+    assert_eq!(code, 0, "{rep:#}");
+    // The baseline matches the suite: nothing missing, nothing new, ratios compared.
+    let rows = rep["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r["verdict"] != "missing" && r["verdict"] != "new"),
+        "{rep:#}"
+    );
+    assert!(
+        rows.iter().filter(|r| r["kind"] == "ratio").count() >= 10,
+        "{rep:#}"
+    );
+    // The same run with one cell broken fails the gate.
+    let mut broken: Value =
+        serde_json::from_str(&std::fs::read_to_string(&fresh).unwrap()).unwrap();
+    broken["cells"][3]["status"] = json!("timed-out");
+    let bp = write(dir.path(), "broken.json", &broken);
+    let mut a = vec![BASELINE, bp.to_str().unwrap()];
+    a.extend_from_slice(CI_POLICY);
+    let (code, rep) = compare_json(&a);
+    assert_eq!(code, 1, "{rep:#}");
+    assert_eq!(
+        verdict_of(&rep, broken["cells"][3]["id"].as_str().unwrap(), "*"),
+        "failed"
+    );
+    assert!(common::leftover_children(std::time::Duration::from_secs(2)).is_empty());
+}

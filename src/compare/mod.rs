@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use stats::{Better, Verdict};
 
-use crate::report::result::{Latency, Results, Status};
+use crate::report::result::{CellResult, Latency, Results, Status};
 
 /// Figures `compare` can gate on. The first three are each kind's headline and the default.
 pub const METRICS: &[(&str, &str)] = &[
@@ -89,6 +89,11 @@ pub struct CompareArgs {
     /// Fail (exit 1) when a baseline entry is missing from the candidate.
     #[arg(long)]
     pub fail_on_missing: bool,
+    /// Distrust cells whose windows the run's noise guard flagged (other processes used more
+    /// of the machine than the suite's noise threshold) in either file: their changes are
+    /// reported as noisy, never regressed or improved. For shared, busy CI runners.
+    #[arg(long)]
+    pub skip_noisy: bool,
     /// Compare criterion's saved estimates under this directory (e.g. target/criterion)
     /// instead of two results files.
     #[arg(long, conflicts_with_all = ["base", "new", "relative"])]
@@ -191,6 +196,16 @@ impl Report {
     }
 
     fn finish(mut self, fail_on_missing: bool) -> Report {
+        let skipped = self
+            .rows
+            .iter()
+            .filter(|r| r.evidence.contains("but the noise guard flagged"))
+            .count();
+        if skipped > 0 {
+            self.notes.push(format!(
+                "--skip-noisy: {skipped} change(s) beyond the threshold came from noise-flagged windows and count as noisy"
+            ));
+        }
         self.rows
             .sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
         self.failed = self.rows.iter().any(|r| {
@@ -250,10 +265,14 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<Report> {
     let base = crate::report::json::read(b)?;
     let new = crate::report::json::read(n)?;
     let metrics = parse_metrics(&args.metric)?;
+    let policy = Policy {
+        threshold: args.threshold,
+        skip_noisy: args.skip_noisy,
+    };
     let mut report = if args.relative {
-        relative::compare(&base, &new, &metrics, args.threshold)?
+        relative::compare(&base, &new, &metrics, policy)?
     } else {
-        compare(&base, &new, &metrics, args.threshold)
+        compare(&base, &new, &metrics, policy)
     };
     report.title = format!("{} → {}", b.display(), n.display());
     Ok(report.finish(args.fail_on_missing))
@@ -292,10 +311,64 @@ fn latency_value(l: &Latency, m: &str) -> f64 {
     }
 }
 
+/// How strict the gate is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Smallest relative change that counts (0.05 = 5%).
+    pub threshold: f64,
+    /// Report changes of noise-flagged cells as noisy (see `--skip-noisy`).
+    pub skip_noisy: bool,
+}
+
+impl Policy {
+    /// A gate at `threshold` that ignores noise flags (the default).
+    pub fn new(threshold: f64) -> Policy {
+        Policy {
+            threshold,
+            skip_noisy: false,
+        }
+    }
+}
+
+/// The largest other-CPU (or steal) share among a cell's windows that the noise guard
+/// flagged; None when no window was flagged.
+pub fn flagged_share(c: &CellResult) -> Option<f64> {
+    c.samples
+        .iter()
+        .filter(|s| s.noise.flagged)
+        .map(|s| s.noise.other_cpu.max(s.noise.steal))
+        .reduce(f64::max)
+}
+
+/// Judges per-window values under `policy`; `flagged` is the worst flagged noise share of
+/// the entries involved (either file).
+pub fn judge(
+    base: &[f64],
+    new: &[f64],
+    better: Better,
+    policy: Policy,
+    flagged: Option<f64>,
+) -> stats::Judgement {
+    let mut j = stats::judge(base, new, better, policy.threshold);
+    if let (true, Some(share)) = (policy.skip_noisy, flagged)
+        && matches!(j.verdict, Verdict::Regressed | Verdict::Improved)
+    {
+        j.evidence = format!(
+            "{}; would be {}, but the noise guard flagged a window (other processes used {:.0}% of the machine)",
+            j.evidence,
+            j.verdict.label(),
+            share * 100.0
+        );
+        j.verdict = Verdict::Noisy;
+    }
+    j
+}
+
 /// One side of an entry: its status and its per-window values for each metric.
 struct Entry {
     kind: &'static str,
     ok: Result<(), String>,
+    flagged: Option<f64>,
     values: Vec<(String, &'static str, Better, Vec<f64>)>,
 }
 
@@ -338,6 +411,7 @@ fn entries(r: &Results, metrics: &[String]) -> Vec<(String, Entry)> {
             Entry {
                 kind: "cell",
                 ok,
+                flagged: flagged_share(c),
                 values,
             },
         ));
@@ -364,6 +438,7 @@ fn entries(r: &Results, metrics: &[String]) -> Vec<(String, Entry)> {
             Entry {
                 kind: "mechanic",
                 ok,
+                flagged: None,
                 values,
             },
         ));
@@ -395,6 +470,7 @@ fn entries(r: &Results, metrics: &[String]) -> Vec<(String, Entry)> {
             Entry {
                 kind: "server",
                 ok,
+                flagged: None,
                 values,
             },
         ));
@@ -432,7 +508,7 @@ pub fn context_notes(base: &Results, new: &Results) -> Vec<String> {
 }
 
 /// Compares absolute figures of every entry.
-pub fn compare(base: &Results, new: &Results, metrics: &[String], threshold: f64) -> Report {
+pub fn compare(base: &Results, new: &Results, metrics: &[String], policy: Policy) -> Report {
     let b = entries(base, metrics);
     let n = entries(new, metrics);
     let mut rows = Vec::new();
@@ -463,7 +539,11 @@ pub fn compare(base: &Results, new: &Results, metrics: &[String], threshold: f64
             if bv.len() == 1 && nv.len() == 1 {
                 single += 1;
             }
-            let j = stats::judge(bv, nv, *better, threshold);
+            let flagged = [be.flagged, ne.flagged]
+                .into_iter()
+                .flatten()
+                .reduce(f64::max);
+            let j = judge(bv, nv, *better, policy, flagged);
             rows.push(Row {
                 id: id.clone(),
                 kind: ne.kind,
@@ -495,7 +575,7 @@ pub fn compare(base: &Results, new: &Results, metrics: &[String], threshold: f64
     }
     Report {
         title: String::new(),
-        threshold,
+        threshold: policy.threshold,
         metrics: metrics.to_vec(),
         relative: false,
         notes,

@@ -34,7 +34,7 @@
 use anyhow::bail;
 
 use super::stats::{self, Better};
-use super::{Report, Row, Side};
+use super::{Policy, Report, Row, Side};
 use crate::report::result::{CellResult, MechanicResult, Results, ServerResult, Status};
 
 /// A within-run ratio with its per-repeat values.
@@ -48,6 +48,15 @@ pub struct Ratio {
     pub better: Better,
     /// numerator ÷ denominator, one per shared repeat index.
     pub values: Vec<f64>,
+    /// Worst noise share of a flagged window of either side (cells only).
+    pub flagged: Option<f64>,
+}
+
+fn worst(a: &CellResult, b: &CellResult) -> Option<f64> {
+    [super::flagged_share(a), super::flagged_share(b)]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max)
 }
 
 /// Divides per-repeat values sharing a repeat index; falls back to the medians' ratio when no
@@ -171,6 +180,7 @@ pub fn ratios(r: &Results, metrics: &[String]) -> Vec<Ratio> {
                 metric: "ops_per_sec",
                 better: Better::Bigger,
                 values: paired(&cell_values(num), &cell_values(den)),
+                flagged: worst(num, den),
             });
             if c.model == "threads"
                 && den.model != "processes"
@@ -181,6 +191,7 @@ pub fn ratios(r: &Results, metrics: &[String]) -> Vec<Ratio> {
                     metric: "ops_per_sec",
                     better: Better::Bigger,
                     values: paired(&cell_values(c), &cell_values(p)),
+                    flagged: worst(c, p),
                 });
             }
         }
@@ -203,6 +214,7 @@ pub fn ratios(r: &Results, metrics: &[String]) -> Vec<Ratio> {
                     metric: "ops_per_sec",
                     better: Better::Bigger,
                     values: paired(&cell_values(c), &cell_values(b)),
+                    flagged: worst(c, b),
                 });
             }
         }
@@ -231,6 +243,7 @@ pub fn ratios(r: &Results, metrics: &[String]) -> Vec<Ratio> {
                     metric: "ns_per_iter",
                     better: Better::Smaller,
                     values: paired(&v(num), &v(den)),
+                    flagged: None,
                 });
             }
         }
@@ -258,6 +271,7 @@ pub fn ratios(r: &Results, metrics: &[String]) -> Vec<Ratio> {
                     metric: "requests_per_sec",
                     better: Better::Bigger,
                     values: paired(&server_values(num), &server_values(den)),
+                    flagged: None,
                 });
             }
         }
@@ -271,7 +285,7 @@ pub fn compare(
     base: &Results,
     new: &Results,
     metrics: &[String],
-    threshold: f64,
+    policy: Policy,
 ) -> anyhow::Result<Report> {
     if let Some(m) = metrics.iter().find(|m| super::is_latency(m)) {
         bail!(
@@ -291,7 +305,11 @@ pub fn compare(
             ));
             continue;
         };
-        let j = stats::judge(&br.values, &nr.values, nr.better, threshold);
+        let flagged = [br.flagged, nr.flagged]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max);
+        let j = super::judge(&br.values, &nr.values, nr.better, policy, flagged);
         rows.push(Row {
             id: nr.id.clone(),
             kind: "ratio",
@@ -322,7 +340,7 @@ pub fn compare(
     ));
     Ok(Report {
         title: String::new(),
-        threshold,
+        threshold: policy.threshold,
         metrics: metrics.to_vec(),
         relative: true,
         notes,
