@@ -17,15 +17,19 @@
 //!
 //! # github-action-benchmark (`--format github-action-benchmark`)
 //!
-//! Followed: the action's README (benchmark-action/github-action-benchmark), "Custom
-//! benchmarks where either 'biggerIsBetter' or 'smallerIsBetter'": the file is a JSON array
-//! of objects with `name` (string), `unit` (string) and `value` (number) required and
-//! `range` (string, the variance, e.g. "± 3") and `extra` (string shown in the tooltip)
-//! optional; the action's `tool:` input is `customBiggerIsBetter` or
-//! `customSmallerIsBetter`, one direction per file. `--tool customBiggerIsBetter` (default)
-//! writes throughputs (cells' ops/s, servers' requests/s); `--tool customSmallerIsBetter`
-//! writes times (cells' and servers' p50 and p99 latency, mechanics' ns per iteration).
-//! `range` is "± half the min–max spread over windows".
+//! Followed: the action's README section on custom benchmarks, as documented at
+//! <https://deepwiki.com/benchmark-action/github-action-benchmark/5.2-custom-benchmarks>
+//! (sources: the README and `src/extract.ts`): "Custom benchmark data must be provided as a
+//! JSON array of benchmark result objects", fields `name` (required, "Identifier for the
+//! benchmark"), `value` (required, "The measured performance value"), `unit` (required),
+//! `range` (optional, "Variation or error range of the measurement") and `extra` (optional,
+//! "Additional information displayed in tooltips"); `customBiggerIsBetter` alerts "when
+//! current values are significantly lower", `customSmallerIsBetter` when higher. Published
+//! data files of projects using it carry `"range": "± 383"`-style strings, as written here.
+//! One direction per file, matching the action's `tool:` input: `--tool customBiggerIsBetter`
+//! (default) writes throughputs (cells' ops/s, servers' requests/s); `--tool
+//! customSmallerIsBetter` writes times (cells' and servers' p50 and p99 latency, mechanics'
+//! ns per iteration). `range` is "± half the min–max spread over windows".
 
 use std::path::PathBuf;
 use std::process::ExitCode;
