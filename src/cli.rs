@@ -75,6 +75,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare two results files (or criterion baselines): a verdict per cell, exit 1 on a
+    /// regression (the CI gate).
+    Compare(crate::compare::CompareArgs),
+    /// Export results.json as Bencher Metric Format or github-action-benchmark JSON.
+    Export(crate::report::export::ExportArgs),
     /// Load an HTTP/1.1 server: closed loop or open loop at a rate, latency corrected for
     /// coordinated omission.
     Load(crate::load::LoadArgs),
@@ -202,6 +207,8 @@ pub fn main() -> ExitCode {
             helpers,
         } => serve(arch, workers, addr, handler, reuseport, pin, helpers),
         Command::Load(args) => crate::load::main(args),
+        Command::Compare(args) => crate::compare::main(args),
+        Command::Export(args) => crate::report::export::main(args),
         Command::Sys => {
             let m = crate::measure::machine::detect();
             print!("{}", m.render());

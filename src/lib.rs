@@ -14,6 +14,7 @@
 
 pub mod claims;
 pub mod cli;
+pub mod compare;
 #[cfg(feature = "criterion")]
 pub mod criterion;
 pub mod custom;

@@ -2,6 +2,7 @@
 //! `csv` and `table` only read it, so every output agrees by construction.
 
 pub mod csv;
+pub mod export;
 pub mod json;
 pub mod result;
 pub mod table;

@@ -180,6 +180,11 @@ pub struct Sample {
     /// What an injected fault did in this window (cells with a `fault` parameter only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultOutcome>,
+    /// This window's own latency percentiles (the cell's `latency_ns` merges every window),
+    /// so `concbench compare` can test latency changes against the spread over windows.
+    /// Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<Latency>,
 }
 
 /// What happened to the run when worker 0 failed on purpose (`fault = "kind@K"`).

@@ -434,8 +434,12 @@ fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {
             .collect(),
         noise: s.noise.clone(),
         fault: s.fault.clone(),
+        latency_ns: None,
     });
     if let Ok(h) = Deserializer::new().deserialize::<u64, _>(&mut s.histogram.as_slice()) {
+        if let Some(last) = acc.samples.last_mut() {
+            last.latency_ns = Some(latency_of(&h));
+        }
         let merged = acc.hist.get_or_insert_with(new_histogram);
         let _ = merged.add(&h);
     }
