@@ -60,7 +60,8 @@ pub(super) fn key_at(text: &str, at: usize) -> Option<String> {
             });
         }
     }
-    let key = key.flatten().filter(|k| k.len() < 60);
+    let key = key.flatten().filter(|k| !k.is_empty() && k.len() < 60);
+    let table = table.filter(|t| !t.is_empty() && !t.starts_with('[') && t.len() < 60);
     match (table, key) {
         (Some(t), Some(k)) => Some(format!("{t}.{k}")),
         (Some(t), None) => Some(t),
@@ -124,6 +125,8 @@ mod tests {
         let at = t.find("workerz").unwrap();
         assert_eq!(key_at(t, at).as_deref(), Some("matrix[1].workerz"));
         assert_eq!(key_at(t, t.len() - 2).as_deref(), Some("server[0]"));
+        assert_eq!(key_at("[", 0), None, "an empty header has no key");
+        assert_eq!(key_at("[[]]\n= 1", 5), None);
     }
 
     #[test]
