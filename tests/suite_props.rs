@@ -3,7 +3,8 @@
 //! line mutations. Whatever the input, `suite::load`/`suite::parse` returns either a suite
 //! whose cells hold the invariants (workers in range, tasks ≥ workers, distinct ids, rates
 //! finite and positive) or one error on one line that names a line of the file, a column and
-//! a key. A panic fails the test.
+//! a key. A panic fails the test. Unit values (sizes, durations, counts) parse or say what is
+//! accepted, and sizes read back from the text they are shown as.
 //!
 //! Bounded and deterministic for CI: 256 cases per property (PROPTEST_CASES overrides) from a
 //! fixed seed (PROPTEST_RNG_SEED overrides), so every run tries the same inputs.
@@ -405,6 +406,24 @@ proptest! {
     #[test]
     fn near_valid_suites_parse_or_name_a_line(text in near_valid_suite()) {
         check(&text, &suite::parse(&text, Path::new("near.toml")))?;
+    }
+
+    #[test]
+    fn unit_values_parse_or_say_what_is_accepted(
+        s in prop_oneof!["(?s).{0,24}", "-?[0-9_.]{0,8} ?[a-zA-Zµ%]{0,4}"],
+    ) {
+        use workload::param::{Unit, parse};
+        for unit in [Unit::Size, Unit::Duration, Unit::Count, Unit::Bool, Unit::Choice(&["pipe"])] {
+            if let Err(e) = parse(unit, &s) {
+                prop_assert!(e.contains(&format!("\"{s}\"")) && e.contains("is not"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_round_trip_through_their_text(b in any::<u64>()) {
+        use workload::param::{format_size, parse_size};
+        prop_assert_eq!(parse_size(&format_size(b)), Some(b));
     }
 }
 

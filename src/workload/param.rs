@@ -185,28 +185,39 @@ fn split_number(s: &str) -> Option<(f64, &str)> {
     Some((num, suffix.trim()))
 }
 
-/// Parses a byte size: `4096`, `4KiB`, `4K`, `1MiB`, `1MB`, `2GiB`.
+/// Parses a byte size: `4096`, `4KiB`, `4K`, `1MiB`, `1MB`, `2GiB`. Whole numbers are
+/// computed exactly (no rounding through f64, so every u64 reads back); fractions (`1.5KiB`)
+/// must come to a whole number of bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let (n, suffix) = split_number(s)?;
-    let v = n * size_mult(suffix)?;
-    if v > u64::MAX as f64 || v.fract() != 0.0 {
+    let mult = size_mult(suffix)?;
+    let t = s.trim();
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    if !t[..end].contains('.') {
+        let whole: u64 = t[..end].replace('_', "").parse().ok()?;
+        return whole.checked_mul(mult);
+    }
+    let v = n * mult as f64;
+    if v >= u64::MAX as f64 || v.fract() != 0.0 {
         return None;
     }
     Some(v as u64)
 }
 
 /// Bytes per unit of a size suffix.
-fn size_mult(suffix: &str) -> Option<f64> {
+fn size_mult(suffix: &str) -> Option<u64> {
     Some(match suffix {
-        "" | "B" => 1.0,
-        "K" | "KiB" | "k" => 1024.0,
-        "M" | "MiB" => 1024.0 * 1024.0,
-        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TiB" => 1024.0f64.powi(4),
-        "KB" | "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
         _ => return None,
     })
 }
@@ -386,6 +397,13 @@ mod tests {
         assert_eq!(parse_size("4 KiB"), Some(4096));
         assert_eq!(parse_size("4XB"), None);
         assert_eq!(parse_size("-1"), None);
+        assert_eq!(
+            parse_size("18446744073709551615"),
+            Some(u64::MAX),
+            "exact, not via f64"
+        );
+        assert_eq!(parse_size("16777216TiB"), None, "2^64 overflows");
+        assert_eq!(parse_size("1_000KB"), Some(1_000_000));
         assert_eq!(parse_size(""), None);
         assert_eq!(format_size(4096), "4KiB");
         assert_eq!(format_size(1000), "1000B");
