@@ -141,6 +141,13 @@ pub fn main() -> ExitCode {
                 eprintln!("Error: {e}");
                 return ExitCode::from(2);
             }
+            let out_dir = out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("results").join(&s.name));
+            if let Err(e) = suite::limits::check_run_flags(duration, warmup, &out_dir) {
+                eprintln!("Error: {e}");
+                return ExitCode::from(2);
+            }
             if let Some(d) = duration {
                 if d.is_zero() {
                     eprintln!("Error: --duration must be longer than 0");
@@ -279,6 +286,9 @@ fn serve(
             "--workers {workers} is out of range: use 1 to {}",
             crate::suite::MAX_WORKERS
         ));
+    }
+    if !(1..=256).contains(&helpers) {
+        return bad(format!("--helpers {helpers} is out of range: use 1 to 256"));
     }
     if !addr.ip().is_loopback() {
         eprintln!("concbench: serving on non-loopback address {addr}, as asked");

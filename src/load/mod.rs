@@ -163,6 +163,22 @@ impl LoadConfig {
         if self.duration.is_zero() {
             return Err("--duration must be longer than 0".into());
         }
+        if self.threads > crate::suite::MAX_WORKERS {
+            return Err(format!(
+                "--threads {} is out of range: use 1 to {}",
+                self.threads,
+                crate::suite::MAX_WORKERS
+            ));
+        }
+        for (flag, d) in [
+            ("--duration", self.duration),
+            ("--warmup", self.warmup),
+            ("--timeout", self.timeout),
+        ] {
+            if d > crate::suite::limits::MAX_WINDOW {
+                return Err(format!("{flag} {d:?} is too long: use at most 1h"));
+            }
+        }
         if self.timeout.is_zero() {
             return Err("--timeout must be longer than 0".into());
         }

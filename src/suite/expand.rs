@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use toml::{Spanned, Value};
 
+use super::check::list_ok;
 use super::{
     Cell, Ctx, MAX_TASKS, MAX_WORKERS, MatrixFile, ServerCell, ServerFile, SuiteError, TasksSpec,
     cell_id,
@@ -42,6 +43,7 @@ pub(super) fn resolve_params(
     let k = |p: &str| format!("{key}.{p}");
     let mut param_lists: Vec<(String, Vec<String>, std::ops::Range<usize>)> = Vec::new();
     for (name, v) in params {
+        list_ok(cx, v, &k(&format!("params.{name}")))?;
         let mut vals = Vec::new();
         for (x, _) in items(v) {
             let raw =
@@ -126,15 +128,28 @@ pub(super) fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell
     )?;
     for (_, params) in &resolved {
         (def.build)(params).map_err(|e| {
-            cx.err(
-                m.workload.span(),
-                &k("params"),
-                format!("{e} (workload `{}`)", def.id),
-            )
+            let named = e.to_string();
+            let span = m
+                .params
+                .iter()
+                .find(|(n, _)| named.contains(&format!("`{n}`")))
+                .map_or(m.workload.span(), |(_, v)| v.span());
+            cx.err(span, &k("params"), format!("{e} (workload `{}`)", def.id))
         })?;
     }
     let resolved = std::mem::take(&mut resolved);
 
+    list_ok(cx, &m.models, &k("models"))?;
+    for (key, v) in [
+        ("workers", &m.workers),
+        ("tasks", &m.tasks),
+        ("pin", &m.pin),
+        ("load", &m.load),
+    ] {
+        if let Some(v) = v {
+            list_ok(cx, v, &k(key))?;
+        }
+    }
     let mut models: Vec<&'static ModelDef> = Vec::new();
     for (x, span) in items(&m.models) {
         match x {
@@ -272,6 +287,17 @@ pub(super) fn expand(cx: &Ctx<'_>, mi: usize, m: &MatrixFile) -> Result<Vec<Cell
                     if t < w {
                         return Err(cx.err(tspan.clone(), &k("tasks"), format!("{t} tasks cannot keep {w} workers busy under model `{}`: give at least as many tasks as workers, or use tasks = \"workers\"", model.id)));
                     }
+                    if let Some(mem) = cx.mem {
+                        super::limits::check_memory(def.id, params, t, mem).map_err(|e| {
+                            let at = m.tasks.as_ref().or(m.workers.as_ref());
+                            let (span, key) = match at {
+                                Some(v) if m.tasks.is_some() => (v.span(), "tasks"),
+                                Some(v) => (v.span(), "workers"),
+                                None => (m.workload.span(), "params"),
+                            };
+                            cx.err(span, &k(key), e)
+                        })?;
+                    }
                     for &pin in &pins {
                         for load in &loads {
                             let id = cell_id(def.id, params, model.id, w, t, pin, load);
@@ -305,7 +331,7 @@ fn cores_expr(s: &str) -> Option<i64> {
     } else {
         s.strip_suffix("*cores")?.parse().ok()?
     };
-    Some(n * crate::sys::allowed_cpus().len().max(1) as i64)
+    n.checked_mul(crate::sys::allowed_cpus().len().max(1) as i64)
 }
 
 fn parse_load(v: &Value) -> Result<Load, String> {
@@ -387,6 +413,19 @@ pub(super) fn expand_server(
     f: &ServerFile,
 ) -> Result<Vec<ServerCell>, SuiteError> {
     let k = |key: &str| format!("server[{si}].{key}");
+    let lists = [
+        ("arch", Some(&f.arch)),
+        ("workers", f.workers.as_ref()),
+        ("connections", Some(&f.connections)),
+        ("handler", f.handler.as_ref()),
+        ("load", f.load.as_ref()),
+        ("helpers", f.helpers.as_ref()),
+    ];
+    for (key, v) in lists {
+        if let Some(v) = v {
+            list_ok(cx, v, &k(key))?;
+        }
+    }
     let mut archs = Vec::new();
     for (x, span) in items(&f.arch) {
         match x {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
+mod check;
 mod expand;
+pub mod limits;
 
 use self::expand::{expand, resolve_params, show};
 use crate::measure::noise::NoiseConfig;
@@ -193,6 +195,8 @@ struct MatrixFile {
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
+    /// Memory the cells may use (see [`limits::machine_memory`]); None: not checked.
+    mem: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -215,7 +219,10 @@ impl Ctx<'_> {
 
 /// 1-based line and column of byte offset `at`.
 pub fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map_or(at, |nl| at - nl - 1) + 1;
@@ -224,26 +231,27 @@ pub fn line_col(text: &str, at: usize) -> (usize, usize) {
 
 /// Reads and parses a suite file.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SuiteError {
+    let bytes = std::fs::read(path).map_err(|e| SuiteError {
         file: path.display().to_string(),
         line: 0,
         column: 0,
         key: "file".into(),
-        message: format!("cannot read the suite: {e}"),
+        message: format!("cannot read the suite: {e}: check the path (suites are in workloads/)"),
     })?;
-    parse(&text, path)
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| check::utf8_error(&path.display().to_string(), &bytes, &e))?;
+    parse(text, path)
 }
 
 /// Parses suite text (`path` names it in errors and sets the default name).
 pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
     let file = path.display().to_string();
-    let cx = Ctx { file: &file, text };
-    let raw: SuiteFile = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let msg = e.message().trim().to_string();
-        let key = key_at(text, span.start).unwrap_or_else(|| "syntax".into());
-        cx.err(span, &key, fix_serde_message(&msg))
-    })?;
+    let cx = Ctx {
+        file: &file,
+        text,
+        mem: limits::machine_memory(),
+    };
+    let raw: SuiteFile = toml::from_str(text).map_err(|e| check::toml_error(&cx, &e))?;
     let name = match &raw.name {
         Some(n) if n.get_ref().trim().is_empty() => {
             return Err(cx.err(
@@ -268,12 +276,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             "the measured window must be longer than 0: e.g. \"2s\"",
         ));
     }
-    if duration > Duration::from_secs(3600) || warmup > Duration::from_secs(3600) {
-        return Err(cx.err(
-            0..0,
-            "duration",
-            "warmup and duration must each be at most 1 hour",
-        ));
+    for (key, d, v) in [
+        ("duration", duration, &raw.duration),
+        ("warmup", warmup, &raw.warmup),
+    ] {
+        if d > limits::MAX_WINDOW {
+            let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
+            return Err(cx.err(span, key, "is longer than 1 hour: use at most \"1h\""));
+        }
     }
     let repeats = match &raw.repeats {
         None => 3,
@@ -357,6 +367,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             Value::String(s) => mechanic::find(s).map_err(|e| cx.err(m.mechanic.span(), &format!("{key}.mechanic"), e))?,
             _ => return Err(cx.err(m.mechanic.span(), &format!("{key}.mechanic"), "must be a mechanic id string, e.g. mechanic = \"pingpong\" (`concbench list` shows them)")),
         };
+        let env = mechanic_env();
         for (raw, params) in resolve_params(
             &cx,
             &key,
@@ -366,6 +377,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             m.mechanic.span(),
             false,
         )? {
+            // Build it now (cheap, nothing is allocated) so a value out of range is refused
+            // at load, not after the cells before it have run.
+            if let Err(e) = (def.build)(&params, &env) {
+                let span = m
+                    .params
+                    .iter()
+                    .find(|(n, _)| e.to_string().contains(&format!("`{n}`")))
+                    .map_or(m.mechanic.span(), |(_, v)| v.span());
+                return Err(cx.err(
+                    span,
+                    &format!("{key}.params"),
+                    format!("{e} (`{}`)", def.id),
+                ));
+            }
             let id = format!("{}/{}", def.id, params.canonical());
             if mechanics.iter().any(|x: &MechCell| x.id == id) {
                 return Err(cx.err(
@@ -396,22 +421,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
     })
 }
 
-/// The dotted key whose value starts at byte `at`, best effort (for serde errors).
-fn key_at(text: &str, at: usize) -> Option<String> {
-    let (line, _) = line_col(text, at);
-    let l = text.lines().nth(line.saturating_sub(1))?;
-    let key = l.split('=').next()?.trim().trim_matches(['[', ']']).trim();
-    (!key.is_empty() && key.len() < 60).then(|| key.to_string())
-}
-
-fn fix_serde_message(msg: &str) -> String {
-    if msg.starts_with("unknown field") {
-        format!("{msg}: remove it or fix its spelling")
-    } else if msg.starts_with("missing field") {
-        format!("{msg}: add it (see workloads/README.md)")
-    } else {
-        msg.to_string()
+/// The environment mechanics are built in at load time: this machine's cores, padded to two
+/// so a cross-core placement is judged at run time (where it is reported per mechanic), not
+/// refused on a one-core machine.
+fn mechanic_env() -> crate::mechanic::MechanicEnv {
+    let mut env = crate::mechanic::MechanicEnv::current(None);
+    while env.cores.len() < 2 {
+        env.cores.push(env.cores.last().map_or(0, |c| c + 1));
     }
+    env
 }
 
 fn parse_percent(s: &str) -> Option<f64> {
@@ -428,19 +446,19 @@ fn opt_duration(
     match v {
         None => Ok(workload::param::parse_duration(default).expect("valid default")),
         Some(v) => match v.get_ref() {
-            Value::String(s) => workload::param::parse_duration(s),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            cx.err(
+            Value::String(s) => workload::param::parse_duration(s).ok_or_else(|| {
+                let why = workload::param::parse(workload::Unit::Duration, s).err();
+                cx.err(v.span(), key, why.unwrap_or_default())
+            }),
+            other => Err(cx.err(
                 v.span(),
                 key,
                 format!(
-                    "{} is not a duration: write it as a string such as \"500ms\" or \"2s\"",
-                    show(v.get_ref())
+                    "{} is not a duration: write it as a string with a unit, such as \"500ms\" or \"2s\"",
+                    show(other)
                 ),
-            )
-        }),
+            )),
+        },
     }
 }
 
@@ -508,142 +526,4 @@ impl Suite {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(text: &str) -> Result<Suite, SuiteError> {
-        parse(text, Path::new("t.toml"))
-    }
-
-    #[test]
-    fn expands_matrix_and_forces_single_worker_loop() {
-        let s = p(r#"
-name = "x"
-duration = "100ms"
-[[matrix]]
-workload = "spin"
-params = { op_time = ["1us", "10us"] }
-models = ["event-loop", "threads"]
-workers = [1, 2]
-tasks = 2
-"#)
-        .unwrap();
-        // 2 params × (event-loop w1 + threads w1, w2) = 6
-        assert_eq!(s.cells.len(), 6);
-        assert_eq!(
-            s.cells[0].id,
-            "spin/iterations=0,op_time=1us/event-loop/w1/t2/spread/closed"
-        );
-        assert!(
-            s.cells
-                .iter()
-                .filter(|c| c.model.id == "event-loop")
-                .all(|c| c.workers == 1)
-        );
-        assert_eq!(s.duration, Duration::from_millis(100));
-        assert_eq!(s.repeats, 3);
-    }
-
-    #[test]
-    fn errors_name_line_and_key() {
-        let e = p(
-            "name = \"x\"\n[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = 0\n",
-        )
-        .unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (5, "matrix[0].workers"), "{e}");
-        let e = p("[[matrix]]\nworkload = \"spinn\"\nmodels = [\"threads\"]\n").unwrap_err();
-        assert_eq!(e.line, 2);
-        assert!(e.message.contains("known workloads"), "{e}");
-        let e = p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkerz = 2\n")
-            .unwrap_err();
-        assert_eq!(e.line, 4, "{e}");
-        assert!(e.message.contains("unknown field"), "{e}");
-        let e =
-            p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = 4\ntasks = 2\n")
-                .unwrap_err();
-        assert_eq!(e.key, "matrix[0].tasks", "{e}");
-        let e = p(
-            "duration = \"2 parsecs\"\n[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\n",
-        )
-        .unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (1, "duration"), "{e}");
-        let e = p("[[matrix]]\nworkload = \"spin\"\nparams = { op_time = \"fast\" }\nmodels = [\"threads\"]\n").unwrap_err();
-        assert_eq!(e.line, 3, "{e}");
-        assert!(e.message.contains("op_time"), "{e}");
-        let e =
-            p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nload = { rate = -5 }\n")
-                .unwrap_err();
-        assert!(e.message.contains("out of range"), "{e}");
-        assert!(e.to_string().starts_with("t.toml:4:"), "{e}");
-    }
-
-    #[test]
-    fn loads_and_pins() {
-        let s = p("[[matrix]]\nworkload = \"sleep\"\nmodels = [\"threads\"]\npin = [\"none\", \"same-core\"]\nload = [\"closed\", { rate = 500 }]\n").unwrap();
-        assert_eq!(s.cells.len(), 4);
-        assert!(
-            s.cells
-                .iter()
-                .any(|c| c.load == Load::Open { rate: 500.0 } && c.id.ends_with("/same-core/r500"))
-        );
-    }
-
-    #[test]
-    fn workers_in_cores_and_mechanic_tables() {
-        let n = crate::sys::allowed_cpus().len();
-        let s = p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = [1, \"cores\", \"4*cores\"]\n[[mechanic]]\nmechanic = \"spawn\"\nparams = { what = [\"fork\", \"thread\"] }\n").unwrap();
-        let ws: Vec<usize> = s.cells.iter().map(|c| c.workers).collect();
-        assert_eq!(ws, vec![1, n, 4 * n]);
-        assert_eq!(s.mechanics.len(), 2);
-        assert_eq!(s.mechanics[0].id, "spawn/what=fork");
-        let e = p("[[matrix]]\nworkload = \"spin\"\nmodels = [\"threads\"]\nworkers = \"many\"\n")
-            .unwrap_err();
-        assert!(e.message.contains("N*cores"), "{e}");
-        let e = p("[[mechanic]]\nmechanic = \"pingpng\"\n").unwrap_err();
-        assert!(e.message.contains("known mechanics"), "{e}");
-        let e =
-            p("[[mechanic]]\nmechanic = \"spawn\"\nparams = { what = \"vfork\" }\n").unwrap_err();
-        assert!(e.message.contains("\"fork\""), "{e}");
-        assert_eq!(e.line, 3);
-    }
-
-    #[test]
-    fn every_workload_takes_a_fault_and_the_id_carries_it() {
-        let s = p("[[matrix]]\nworkload = \"sleep\"\nparams = { fault = [\"none\", \"kill9@5_000\"] }\nmodels = [\"processes\"]\n").unwrap();
-        assert_eq!(s.cells.len(), 2);
-        assert_eq!(s.cells[0].params.fault(), None);
-        assert!(
-            !s.cells[0].id.contains("fault"),
-            "none is dropped: {}",
-            s.cells[0].id
-        );
-        let f = s.cells[1].params.fault().unwrap();
-        assert_eq!((f.kind, f.at), (crate::fault::FaultKind::Kill9, 5000));
-        assert!(
-            s.cells[1]
-                .id
-                .starts_with("sleep/delay=10ms,fault=kill9@5000/"),
-            "{}",
-            s.cells[1].id
-        );
-        assert_eq!(s.cells[1].params.to_map()["fault"], "kill9@5000");
-        let e = p("[[matrix]]\nworkload = \"spin\"\nparams = { fault = \"boom@1\" }\nmodels = [\"threads\"]\n").unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (3, "matrix[0].params"), "{e}");
-        assert!(e.message.contains("segv"), "{e}");
-        let e = p("[[matrix]]\nworkload = \"spin\"\nparams = { faults = \"panic@1\" }\nmodels = [\"threads\"]\n").unwrap_err();
-        assert!(
-            e.message.contains("`fault`, which every workload takes"),
-            "{e}"
-        );
-        // Mechanics take no fault.
-        assert!(
-            p("[[mechanic]]\nmechanic = \"spawn\"\nparams = { fault = \"panic@1\" }\n").is_err()
-        );
-    }
-
-    #[test]
-    fn line_col_counts_from_one() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-    }
-}
+mod tests;

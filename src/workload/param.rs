@@ -10,7 +10,10 @@ use std::time::Duration;
 /// The unit a parameter is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
-    /// Bytes: `4096`, `4KiB`, `1MiB`, `2GiB` (also `KB`/`MB`/`GB` as powers of 1000).
+    /// Bytes: `4096`, `4KiB`, `1MiB`, `2GiB` (powers of 1024; `K`/`M`/`G` alone too), and
+    /// `KB`/`MB`/`GB`/`TB` as powers of 1000, as SI defines them: `10MB` is 10,000,000 bytes,
+    /// `10MiB` is 10,485,760. A lowercase `b` (bits: `Mb`) or another case (`mib`) is refused
+    /// with the right spelling suggested.
     Size,
     /// Time: `500ns`, `10us`, `1ms`, `1.5s`.
     Duration,
@@ -94,7 +97,10 @@ impl fmt::Display for Value {
 /// Parses `raw` as a value of `unit`; the error says what was expected.
 pub fn parse(unit: Unit, raw: &str) -> Result<Value, String> {
     let s = raw.trim();
-    let bad = || format!("\"{raw}\" is not {}", unit.example());
+    let bad = || match why_not(unit, s) {
+        Some(why) => format!("\"{raw}\" is not {}: {why}", unit.example()),
+        None => format!("\"{raw}\" is not {}", unit.example()),
+    };
     match unit {
         Unit::Size => parse_size(s).map(Value::Size).ok_or_else(bad),
         Unit::Duration => parse_duration(s).map(Value::Duration).ok_or_else(bad),
@@ -116,6 +122,60 @@ pub fn parse(unit: Unit, raw: &str) -> Result<Value, String> {
     }
 }
 
+/// Why `s` is not a value of `unit`, when there is more to say than what is accepted: a
+/// size or duration with no unit or an unknown one, a negative number, a near miss of a word.
+fn why_not(unit: Unit, s: &str) -> Option<String> {
+    if s.starts_with('-') && matches!(unit, Unit::Size | Unit::Duration | Unit::Count) {
+        return Some("it is negative: give a value of 0 or more".into());
+    }
+    match unit {
+        Unit::Size => {
+            let (n, suffix) = split_number(s)?;
+            if size_mult(suffix).is_some() {
+                return Some("it is not a whole number of bytes, or too large".into());
+            }
+            let n = trim_float(n);
+            let lower = suffix.to_ascii_lowercase();
+            let prefix = lower.trim_end_matches("ib").trim_end_matches('b');
+            let bits = suffix.len() > 1 && suffix.ends_with('b') && !suffix.ends_with("ib");
+            let mut why = format!("\"{suffix}\" is not a size unit");
+            if bits {
+                why.push_str(" (a lowercase b means bits)");
+            }
+            if let Some(p) = ["k", "m", "g", "t"].iter().find(|p| **p == prefix) {
+                let p = p.to_ascii_uppercase();
+                why.push_str(&format!(
+                    ": write \"{n}{p}iB\" (powers of 1024) or \"{n}{p}B\" (powers of 1000)"
+                ));
+            } else {
+                why.push_str(
+                    ": use B, KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000)",
+                );
+            }
+            Some(why)
+        }
+        Unit::Duration => {
+            let (n, suffix) = split_number(s)?;
+            let n = trim_float(n);
+            Some(
+                if ["ns", "us", "µs", "ms", "s", "m", "min", "h"].contains(&suffix) {
+                    "it is too large".into()
+                } else if suffix.is_empty() {
+                    format!("a duration needs a unit: write e.g. \"{n}ms\", \"{n}us\" or \"{n}s\"")
+                } else {
+                    format!("\"{suffix}\" is not a time unit: use ns, us, ms, s, m or h")
+                },
+            )
+        }
+        Unit::Choice(opts) => crate::registry::did_you_mean(s, opts.iter().copied())
+            .map(|o| format!("did you mean \"{o}\"?")),
+        Unit::Count if s.contains('.') || s.contains('e') => {
+            Some("a count is a whole number".into())
+        }
+        _ => None,
+    }
+}
+
 fn split_number(s: &str) -> Option<(f64, &str)> {
     let end = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
@@ -128,29 +188,44 @@ fn split_number(s: &str) -> Option<(f64, &str)> {
     Some((num, suffix.trim()))
 }
 
-/// Parses a byte size: `4096`, `4KiB`, `4K`, `1MiB`, `1MB`, `2GiB`.
+/// Parses a byte size: `4096`, `4KiB`, `4K`, `1MiB`, `1MB`, `2GiB`. Whole numbers are
+/// computed exactly (no rounding through f64, so every u64 reads back); fractions (`1.5KiB`)
+/// must come to a whole number of bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let (n, suffix) = split_number(s)?;
-    let mult: f64 = match suffix {
-        "" | "B" => 1.0,
-        "K" | "KiB" | "k" => 1024.0,
-        "M" | "MiB" => 1024.0 * 1024.0,
-        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TiB" => 1024.0f64.powi(4),
-        "KB" | "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        _ => return None,
-    };
-    let v = n * mult;
-    if v > u64::MAX as f64 || v.fract() != 0.0 {
+    let mult = size_mult(suffix)?;
+    let t = s.trim();
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    if !t[..end].contains('.') {
+        let whole: u64 = t[..end].replace('_', "").parse().ok()?;
+        return whole.checked_mul(mult);
+    }
+    let v = n * mult as f64;
+    if v >= u64::MAX as f64 || v.fract() != 0.0 {
         return None;
     }
     Some(v as u64)
 }
 
-/// Parses a duration: `500ns`, `10us` (or `µs`), `1ms`, `1.5s`, `2m`.
+/// Bytes per unit of a size suffix.
+fn size_mult(suffix: &str) -> Option<u64> {
+    Some(match suffix {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return None,
+    })
+}
+
+/// Parses a duration: `500ns`, `10us` (or `µs`), `1ms`, `1.5s`, `2m`, `1h`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let (n, suffix) = split_number(s)?;
     let ns_per: f64 = match suffix {
@@ -159,6 +234,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "ms" => 1e6,
         "s" => 1e9,
         "m" | "min" => 60e9,
+        "h" => 3600e9,
         _ => return None,
     };
     let ns = n * ns_per;
@@ -225,7 +301,10 @@ impl Params {
                     format!("unknown parameter `{name}`: this workload takes no parameters")
                 } else {
                     format!(
-                        "unknown parameter `{name}`: this workload takes {}",
+                        "unknown parameter `{name}`: {}this workload takes {}",
+                        crate::registry::did_you_mean(name, known.iter().copied())
+                            .map(|k| format!("did you mean `{k}`? "))
+                            .unwrap_or_default(),
                         known.join(", ")
                     )
                 });
@@ -358,6 +437,13 @@ mod tests {
         assert_eq!(parse_size("4 KiB"), Some(4096));
         assert_eq!(parse_size("4XB"), None);
         assert_eq!(parse_size("-1"), None);
+        assert_eq!(
+            parse_size("18446744073709551615"),
+            Some(u64::MAX),
+            "exact, not via f64"
+        );
+        assert_eq!(parse_size("16777216TiB"), None, "2^64 overflows");
+        assert_eq!(parse_size("1_000KB"), Some(1_000_000));
         assert_eq!(parse_size(""), None);
         assert_eq!(format_size(4096), "4KiB");
         assert_eq!(format_size(1000), "1000B");
@@ -369,6 +455,7 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("500ns"), Some(Duration::from_nanos(500)));
         assert_eq!(parse_duration("10"), None, "a bare number has no unit");
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(format_duration(Duration::from_micros(10)), "10us");
         assert_eq!(format_duration(Duration::from_micros(1500)), "1.5ms");
         assert_eq!(format_duration(Duration::from_nanos(250)), "250ns");
@@ -406,6 +493,27 @@ mod tests {
         g.insert("delay".to_string(), "2 parsecs".to_string());
         let e = Params::resolve(DEFS, &g).unwrap_err();
         assert!(e.contains("`delay`") && e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn unit_errors_say_how_to_fix() {
+        let e = parse(Unit::Size, "10Mb").unwrap_err();
+        assert!(
+            e.contains("bits") && e.contains("\"10MiB\"") && e.contains("\"10MB\""),
+            "{e}"
+        );
+        let e = parse(Unit::Size, "5 parsecs").unwrap_err();
+        assert!(e.contains("\"parsecs\" is not a size unit"), "{e}");
+        let e = parse(Unit::Duration, "10").unwrap_err();
+        assert!(e.contains("needs a unit") && e.contains("\"10ms\""), "{e}");
+        let e = parse(Unit::Duration, "5 parsecs").unwrap_err();
+        assert!(e.contains("not a time unit"), "{e}");
+        let e = parse(Unit::Count, "-3").unwrap_err();
+        assert!(e.contains("negative"), "{e}");
+        let e = parse(Unit::Choice(&["pipe", "eventfd"]), "eventf").unwrap_err();
+        assert!(e.contains("did you mean \"eventfd\"?"), "{e}");
+        assert_eq!(parse(Unit::Size, "10MB"), Ok(Value::Size(10_000_000)));
+        assert_eq!(parse(Unit::Size, "10MiB"), Ok(Value::Size(10 << 20)));
     }
 
     #[test]
