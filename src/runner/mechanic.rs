@@ -31,7 +31,7 @@ pub fn run_mechanic_window(
     env: &WindowEnv,
     mech_env: &MechanicEnv,
 ) -> Result<MechWindow, WindowError> {
-    in_host(window_budget(env.timing) * 2, || {
+    in_host(window_budget(env.timing, env.window_timeout) * 2, || {
         measure_window(m, env, mech_env)
     })
 }

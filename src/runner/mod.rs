@@ -6,6 +6,9 @@
 //! so. Each window runs in a fresh forked cell host under a watchdog: a host that overruns its
 //! budget is killed and the cell recorded as timed out, and the suite goes on. After every
 //! window `results.json` and `results.csv` are rewritten atomically (temp file + rename).
+//! A SIGINT/SIGTERM (see `sys::signal`) ends the wait for the current window: its host is
+//! killed and reaped, the window is not counted, and the results so far are saved marked
+//! `interrupted`.
 
 pub mod cell;
 pub mod mechanic;
@@ -52,6 +55,8 @@ pub enum WindowError {
     TimedOut(Duration),
     /// The cell failed; the message says where.
     Failed(String),
+    /// SIGINT or SIGTERM (the number) arrived: the host was killed, the window is not counted.
+    Interrupted(i32),
 }
 
 impl WindowError {
@@ -60,9 +65,20 @@ impl WindowError {
         match self {
             WindowError::TimedOut(d) => (
                 Status::TimedOut,
-                format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
+                format!(
+                    "repeat {repeat} exceeded its {d:.1?} budget (warmup + duration + the suite's \
+                     window_timeout) and was killed with every process of it: a worker hung, or \
+                     setup is slow (then raise window_timeout)"
+                ),
             ),
             WindowError::Failed(e) => (Status::Failed, format!("repeat {repeat}: {e}")),
+            WindowError::Interrupted(s) => (
+                Status::Failed,
+                format!(
+                    "repeat {repeat} interrupted by {}",
+                    crate::sys::signal::name(s)
+                ),
+            ),
         }
     }
 }
@@ -81,9 +97,14 @@ struct Acc {
     status: Option<(Status, String)>,
 }
 
-/// The wall-clock budget of one window: setup allowance + warmup + window + teardown.
-pub fn window_budget(t: Timing) -> Duration {
-    cell::SETUP_TIMEOUT + t.warmup + t.duration + Duration::from_secs(30)
+/// The default allowance of a window beyond warmup + duration: setup + 30 s of teardown.
+pub const DEFAULT_WINDOW_TIMEOUT: Duration =
+    Duration::from_secs(cell::SETUP_TIMEOUT.as_secs() + 30);
+
+/// The wall-clock budget of one window: warmup + window + the allowance for setup and teardown
+/// (the suite's `window_timeout`, else [`DEFAULT_WINDOW_TIMEOUT`]).
+pub fn window_budget(t: Timing, window_timeout: Option<Duration>) -> Duration {
+    t.warmup + t.duration + window_timeout.unwrap_or(DEFAULT_WINDOW_TIMEOUT)
 }
 
 /// Runs `suite`, writing results after every window; returns the final results.
@@ -107,6 +128,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         noise: suite.noise,
         scratch_root: std::env::temp_dir(),
         spin_ns_per_iter: crate::workload::cpu::spin_ns_per_iter(),
+        window_timeout: suite.window_timeout,
     };
     let mut results = new_results(suite, &machine, env.spin_ns_per_iter);
     let mut accs: Vec<Acc> = suite.cells.iter().map(|_| Acc::default()).collect();
@@ -131,6 +153,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     let bar = progress_bar(total, opts.progress);
     for repeat in 0..suite.repeats {
         for (ci, c) in suite.cells.iter().enumerate() {
+            if let Some(sig) = crate::sys::signal::received() {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             bar.set_message(c.id.clone());
             if matches!(
                 accs[ci].status,
@@ -163,6 +188,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                     Err(e) => break Err(e),
                 }
             };
+            if let Err(WindowError::Interrupted(sig)) = outcome {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             let acc = &mut accs[ci];
             acc.reruns += reruns;
             match outcome {
@@ -178,6 +206,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         for (mi, m) in suite.mechanics.iter().enumerate() {
             bar.set_message(m.id.clone());
             let acc = &mut mech_accs[mi];
+            if let Some(sig) = crate::sys::signal::received() {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             if acc.status.is_none() {
                 if !opts.skip_idle_wait {
                     noise::wait_for_idle(&suite.noise);
@@ -186,6 +217,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                     Ok(w) => {
                         acc.iteration = w.iteration;
                         acc.samples.push(mech_sample(repeat, &w.measured));
+                    }
+                    Err(WindowError::Interrupted(sig)) => {
+                        return interrupted(results, &opts.out_dir, &bar, sig);
                     }
                     Err(e) => acc.status = Some(e.status(repeat)),
                 }
@@ -198,12 +232,18 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         for (si, srv) in suite.servers.iter().enumerate() {
             bar.set_message(srv.id.clone());
             let acc = &mut server_accs[si];
+            if let Some(sig) = crate::sys::signal::received() {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             if acc.status.is_none() {
                 if !opts.skip_idle_wait {
                     noise::wait_for_idle(&suite.noise);
                 }
                 match server::run_server_window(srv, &env) {
                     Ok(s) => acc.add(repeat, s),
+                    Err(WindowError::Interrupted(sig)) => {
+                        return interrupted(results, &opts.out_dir, &bar, sig);
+                    }
                     Err(e) => acc.status = Some(e.status(repeat)),
                 }
                 results.servers[si] = server::to_server_result(srv, acc);
@@ -217,6 +257,25 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     results.complete = true;
     results.updated_unix = unix_now();
     write_all(&results, &opts.out_dir)?;
+    Ok(results)
+}
+
+/// Saves the results so far marked `interrupted` (every finished window is in them; the one
+/// that was running is not) and returns them: the CLI exits 128 + `sig`.
+fn interrupted(
+    mut results: Results,
+    dir: &Path,
+    bar: &indicatif::ProgressBar,
+    sig: i32,
+) -> anyhow::Result<Results> {
+    bar.finish_and_clear();
+    eprintln!(
+        "concbench: {} received: stopped the running window, saving the finished ones",
+        crate::sys::signal::name(sig)
+    );
+    results.interrupted = true;
+    results.updated_unix = unix_now();
+    write_all(&results, dir)?;
     Ok(results)
 }
 
@@ -299,12 +358,16 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
 
 /// Runs one window of `c` in a fresh forked cell host, under a watchdog.
 pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
-    in_host(window_budget(env.timing), || measure_once(c, env))
+    in_host(window_budget(env.timing, env.window_timeout), || {
+        measure_once(c, env)
+    })
 }
 
 /// Runs `body` in a freshly forked, single-threaded host process and returns what it sent
 /// back (JSON through a pipe). A host that overruns `budget` is killed (its workers die with
-/// it) and reported as timed out; a host that dies is reported with how it died.
+/// it) and reported as timed out; a host that dies is reported with how it died. A SIGINT or
+/// SIGTERM to the harness (`sys::signal`) ends the wait the same way, as `Interrupted`. After a
+/// kill, a harness that is a subreaper reaps the host's orphaned workers too.
 pub fn in_host<T, F>(budget: Duration, body: F) -> Result<T, WindowError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
@@ -327,12 +390,22 @@ where
     let mut buf = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     loop {
+        use crate::sys::signal::{Wake, wait_readable};
         let left = deadline.saturating_duration_since(Instant::now());
-        let ready = crate::sys::fd::poll_one(reader_fd, false, Some(left))
+        let wake = wait_readable(Some(reader_fd), Some(left))
             .map_err(|e| failed(format!("waiting for the cell host: {e}")))?;
-        if !ready {
+        let stop = match wake {
+            Wake::Ready => None,
+            Wake::Timeout => Some(WindowError::TimedOut(budget)),
+            Wake::Signal(s) => Some(WindowError::Interrupted(s)),
+        };
+        if let Some(err) = stop {
             let _ = host.kill_and_reap();
-            return Err(WindowError::TimedOut(budget));
+            let left = crate::sys::process::reap_orphans(Duration::from_secs(2));
+            if !left.is_empty() {
+                eprintln!("concbench: processes {left:?} of the killed cell host would not die");
+            }
+            return Err(err);
         }
         match reader.read(&mut chunk) {
             Ok(0) => break,

@@ -97,6 +97,10 @@ pub struct Suite {
     pub mechanics: Vec<MechCell>,
     /// Backend servers under load, in file order.
     pub servers: Vec<ServerCell>,
+    /// `window_timeout`: how long a window may take beyond warmup + duration (setup and
+    /// teardown) before the watchdog kills it and records it timed out. None: the default
+    /// (`runner::DEFAULT_WINDOW_TIMEOUT`).
+    pub window_timeout: Option<Duration>,
 }
 
 /// One server cell: an architecture with W workers and a handler, under a load of C
@@ -149,6 +153,7 @@ struct SuiteFile {
     repeats: Option<Spanned<Value>>,
     noise_threshold: Option<Spanned<Value>>,
     noise_reruns: Option<Spanned<Value>>,
+    window_timeout: Option<Spanned<Value>>,
     #[serde(default)]
     matrix: Vec<Spanned<MatrixFile>>,
     #[serde(default)]
@@ -275,6 +280,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             "warmup and duration must each be at most 1 hour",
         ));
     }
+    let window_timeout = match &raw.window_timeout {
+        None => None,
+        Some(v) => {
+            let d = opt_duration(&cx, Some(v), "window_timeout", "0s")?;
+            if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+                return Err(cx.err(
+                    v.span(),
+                    "window_timeout",
+                    "must be from \"1s\" to \"1h\": how long a window may run beyond warmup + \
+                     duration (setup and teardown) before it is killed, e.g. \"30s\"",
+                ));
+            }
+            Some(d)
+        }
+    };
     let repeats = match &raw.repeats {
         None => 3,
         Some(v) => match v.get_ref() {
@@ -387,6 +407,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
         cells,
         mechanics,
         servers,
+        window_timeout,
     })
 }
 
