@@ -72,7 +72,7 @@ pub fn serve(cfg: &ServeConfig) -> ExitCode {
         match r {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}", crate::sys::limits::explain(e));
                 1
             }
         }

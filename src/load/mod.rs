@@ -737,6 +737,16 @@ pub fn main(args: LoadArgs) -> ExitCode {
         eprintln!("Error: {e}");
         return ExitCode::from(2);
     }
+    // Every connection is a socket; the threads' epoll and timer fds and std's come on top.
+    let fds = cfg.connections as u64 + 4 * cfg.threads as u64 + 32;
+    match crate::sys::limits::ensure_nofile(fds, &format!("--connections {}", cfg.connections)) {
+        Ok(Some(note)) => eprintln!("concbench load: {note}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     crate::stop::prepare();
     match run(&cfg) {
         Ok(r) => {
@@ -761,7 +771,7 @@ pub fn main(args: LoadArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("Error: {e}");
+            eprintln!("Error: {}", crate::sys::limits::explain(e));
             match crate::sys::signal::received() {
                 Some(sig) => crate::stop::exit(sig),
                 None => ExitCode::from(1),

@@ -71,7 +71,10 @@ impl WindowError {
                      setup is slow (then raise window_timeout)"
                 ),
             ),
-            WindowError::Failed(e) => (Status::Failed, format!("repeat {repeat}: {e}")),
+            WindowError::Failed(e) => (
+                Status::Failed,
+                crate::sys::limits::explain(format!("repeat {repeat}: {e}")),
+            ),
             WindowError::Interrupted(s) => (
                 Status::Failed,
                 format!(
@@ -296,6 +299,11 @@ fn progress_bar(total: u64, show: bool) -> indicatif::ProgressBar {
 }
 
 fn write_all(results: &Results, dir: &Path) -> anyhow::Result<()> {
+    write_files(results, dir)
+        .map_err(|e| anyhow::anyhow!(crate::sys::limits::explain(format!("{e:#}"))))
+}
+
+fn write_files(results: &Results, dir: &Path) -> anyhow::Result<()> {
     json::write_atomic(results, &dir.join("results.json"))?;
     csv::write_atomic(results, &dir.join("results.csv"))?;
     if !results.mechanics.is_empty() {

@@ -8,6 +8,7 @@ pub mod affinity;
 pub mod eventfd;
 pub mod fd;
 pub mod futex;
+pub mod limits;
 pub mod mem;
 pub mod process;
 pub mod procfs;

@@ -163,7 +163,7 @@ pub fn fork_child<F: FnOnce() -> i32>(body: F) -> io::Result<Child> {
     if !matches!(forked, Ok(ForkResult::Child)) {
         super::signal::after_fork_parent(mask);
     }
-    match forked.map_err(fork_error)? {
+    match forked.map_err(io::Error::from)? {
         ForkResult::Parent { child } => Ok(Child {
             pid: child,
             reaped: false,
@@ -178,38 +178,6 @@ pub fn fork_child<F: FnOnce() -> i32>(body: F) -> io::Result<Child> {
             let code = catch_unwind(AssertUnwindSafe(body)).unwrap_or(PANIC_EXIT);
             exit_now(code)
         }
-    }
-}
-
-/// A failed `fork` as an error that names the limit hit and the fix.
-fn fork_error(e: Errno) -> io::Error {
-    match e {
-        Errno::EAGAIN => {
-            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
-                .map(|(soft, _)| {
-                    if soft == nix::sys::resource::RLIM_INFINITY {
-                        "unlimited".to_string()
-                    } else {
-                        soft.to_string()
-                    }
-                })
-                .unwrap_or_else(|_| "?".into());
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "fork failed with EAGAIN: the process/thread limit was reached (RLIMIT_NPROC \
-                     soft limit {limit} for this user, or the pids cgroup's pids.max, or the \
-                     system's threads-max): raise it (`ulimit -u`, `prlimit --nproc`) or use \
-                     fewer workers"
-                ),
-            )
-        }
-        Errno::ENOMEM => io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            "fork failed with ENOMEM: not enough memory for another process: use fewer workers \
-             or free memory",
-        ),
-        e => e.into(),
     }
 }
 
