@@ -12,27 +12,28 @@
 
 pub mod cell;
 pub mod mechanic;
+mod output;
 pub mod server;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
 use self::cell::{RunSample, Timing, WindowEnv, measure_once};
+use self::mechanic::{MechAcc, mech_sample, to_mech_result};
+use self::output::{interrupted, progress_bar, write_all};
 use crate::measure::machine::{self, Machine};
 use crate::measure::noise::{self, Noise};
 use crate::measure::recorder::new_histogram;
-use crate::mechanic::{Measured, MechanicEnv};
+use crate::mechanic::MechanicEnv;
 use crate::report::result::{
-    CellResult, CpuPerOp, Latency, MechanicResult, MechanicSample, Results, Sample, Spread, Status,
-    SuiteInfo, Switches, Tool,
+    CellResult, CpuPerOp, Latency, Results, Sample, Spread, Status, SuiteInfo, Switches, Tool,
 };
-use crate::report::{csv, json};
-use crate::suite::{Cell, MechCell, Suite, TasksSpec};
+use crate::suite::{Cell, Suite, TasksSpec};
 use crate::sys::{Rusage, fork_child};
 
 /// Options of one run.
@@ -263,58 +264,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-/// Saves the results so far marked `interrupted` (every finished window is in them; the one
-/// that was running is not) and returns them: the CLI exits 128 + `sig`.
-fn interrupted(
-    mut results: Results,
-    dir: &Path,
-    bar: &indicatif::ProgressBar,
-    sig: i32,
-) -> anyhow::Result<Results> {
-    bar.finish_and_clear();
-    eprintln!(
-        "concbench: {} received: stopped the running window, saving the finished ones",
-        crate::sys::signal::name(sig)
-    );
-    results.interrupted = true;
-    results.updated_unix = unix_now();
-    write_all(&results, dir)?;
-    Ok(results)
-}
-
-fn progress_bar(total: u64, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {pos}/{len} windows  {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
-fn write_all(results: &Results, dir: &Path) -> anyhow::Result<()> {
-    write_files(results, dir)
-        .map_err(|e| anyhow::anyhow!(crate::sys::limits::explain(format!("{e:#}"))))
-}
-
-fn write_files(results: &Results, dir: &Path) -> anyhow::Result<()> {
-    json::write_atomic(results, &dir.join("results.json"))?;
-    csv::write_atomic(results, &dir.join("results.csv"))?;
-    if !results.mechanics.is_empty() {
-        let bytes = csv::render_mechanics(results)?;
-        crate::report::write_atomic(&dir.join("mechanics.csv"), &bytes)
-            .map_err(|e| anyhow::anyhow!("writing mechanics.csv: {e}"))?;
-    }
-    Ok(())
-}
-
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -425,6 +375,8 @@ where
     let exit = host
         .wait()
         .map_err(|e| failed(format!("waiting for the cell host: {e}")))?;
+    // Anything the host left (re-parented here, dying by PDEATHSIG) is reaped now.
+    let _ = crate::sys::process::reap_orphans(Duration::from_secs(2));
     if buf.is_empty() {
         return Err(failed(format!(
             "the cell host (pid {}) died without a result: {}",
@@ -435,63 +387,6 @@ where
     let r: Result<T, String> = serde_json::from_slice(&buf)
         .map_err(|e| failed(format!("bad result from the cell host: {e}")))?;
     r.map_err(WindowError::Failed)
-}
-
-/// Per-mechanic accumulation over repeats.
-#[derive(Default)]
-struct MechAcc {
-    iteration: String,
-    samples: Vec<MechanicSample>,
-    status: Option<(Status, String)>,
-}
-
-fn mech_sample(repeat: u32, r: &Measured) -> MechanicSample {
-    MechanicSample {
-        repeat,
-        iters: r.iters,
-        elapsed_ns: r.elapsed.as_nanos() as u64,
-        ns_per_iter: r.ns_per_iter(),
-        switches_per_iter: r.switches_per_iter(),
-        extra: r.extra.iter().cloned().collect(),
-    }
-}
-
-fn to_mech_result(m: &MechCell, acc: &MechAcc) -> MechanicResult {
-    let (status, error) = match &acc.status {
-        Some((s, e)) => (*s, Some(e.clone())),
-        None if acc.samples.is_empty() => (Status::Pending, None),
-        None => (Status::Ok, None),
-    };
-    let of = |f: &dyn Fn(&MechanicSample) -> f64| {
-        Spread::of(&acc.samples.iter().map(f).collect::<Vec<_>>())
-    };
-    let mut names: Vec<&String> = acc.samples.iter().flat_map(|s| s.extra.keys()).collect();
-    names.sort();
-    names.dedup();
-    let extra = names
-        .into_iter()
-        .map(|n| {
-            let v: Vec<f64> = acc
-                .samples
-                .iter()
-                .filter_map(|s| s.extra.get(n).copied())
-                .collect();
-            (n.clone(), Spread::of(&v))
-        })
-        .collect();
-    MechanicResult {
-        id: m.id.clone(),
-        mechanic: m.mechanic.id.into(),
-        params: m.params.to_map(),
-        iteration: acc.iteration.clone(),
-        status,
-        error,
-        repeats_done: acc.samples.len() as u32,
-        ns_per_iter: of(&|s| s.ns_per_iter),
-        switches_per_iter: of(&|s| s.switches_per_iter),
-        extra,
-        samples: acc.samples.clone(),
-    }
 }
 
 fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {
