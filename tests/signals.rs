@@ -49,11 +49,16 @@ workers = [2]
 tasks = 2
 "#;
 
-/// Sends `sig` to `child`, then waits (bounded) for it to exit and for every process below it
-/// to be gone; returns its exit status and how long everything took to disappear.
+/// Sends `sig` to `child` (to its whole process group when `group`, as a terminal's Ctrl-C
+/// does: then every process of the run gets it), then waits (bounded) for it to exit and for
+/// every process below it to be gone; returns its exit status and how long that took.
 fn signal_and_wait_gone(child: &mut Child, sig: Signal) -> (ExitStatus, Duration) {
+    signal_and_wait_gone_as(child, sig, false)
+}
+
+fn signal_and_wait_gone_as(child: &mut Child, sig: Signal, group: bool) -> (ExitStatus, Duration) {
     let pid = child.id() as i32;
-    kill(Pid::from_raw(pid), sig).unwrap();
+    kill(Pid::from_raw(if group { -pid } else { pid }), sig).unwrap();
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -84,10 +89,11 @@ fn finished(r: &Results) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Starts `concbench run` on [`SUITE`], waits until results.json holds at least one finished
-/// cell, signals it, and checks what is left.
-fn interrupt_run(sig: Signal) {
-    use std::os::unix::process::ExitStatusExt;
+/// Starts `concbench run` on [`SUITE`] in a process group of its own, waits until
+/// results.json holds at least one finished cell, signals it (or its whole group), and checks
+/// what is left.
+fn interrupt_run(sig: Signal, group: bool) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
     become_subreaper();
     let (dir, path) = suite(SUITE);
     let out = dir.path().join("out");
@@ -95,6 +101,7 @@ fn interrupt_run(sig: Signal) {
         .args(["run", path.to_str().unwrap(), "--out"])
         .arg(&out)
         .args(["--no-idle-wait", "--quiet"])
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -117,7 +124,7 @@ fn interrupt_run(sig: Signal) {
         assert!(Instant::now() < deadline, "no cell host appeared");
         std::thread::sleep(Duration::from_millis(1));
     }
-    let (status, _) = signal_and_wait_gone(&mut child, sig);
+    let (status, _) = signal_and_wait_gone_as(&mut child, sig, group);
     let mut stderr = String::new();
     child
         .stderr
@@ -169,6 +176,9 @@ fn interrupt_run(sig: Signal) {
         assert_eq!(status.code(), Some(128 + sig as i32), "stderr: {stderr}");
         assert!(after.interrupted, "results.json is not marked interrupted");
         assert!(stderr.contains(sig.as_str()), "stderr: {stderr}");
+        // Nothing else was said: no worker or host reported dying of the signal.
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 3, "stderr: {stderr}");
     }
     // No temp file of an atomic write was left behind.
     let stray: Vec<_> = std::fs::read_dir(&out)
@@ -182,23 +192,30 @@ fn interrupt_run(sig: Signal) {
 
 #[test]
 fn sigint_mid_run_saves_finished_cells_and_leaves_no_process() {
-    interrupt_run(Signal::SIGINT);
+    interrupt_run(Signal::SIGINT, false);
+}
+
+#[test]
+fn ctrl_c_to_the_whole_process_group_is_handled_by_the_harness_alone() {
+    interrupt_run(Signal::SIGINT, true);
 }
 
 #[test]
 fn sigterm_mid_run_saves_finished_cells_and_leaves_no_process() {
-    interrupt_run(Signal::SIGTERM);
+    interrupt_run(Signal::SIGTERM, false);
 }
 
 #[test]
 fn sigkill_mid_run_leaves_no_orphan_and_a_parsable_results_file() {
-    interrupt_run(Signal::SIGKILL);
+    interrupt_run(Signal::SIGKILL, false);
 }
 
 /// Starts `concbench serve`, returns the child and its address.
 fn serve(arch: &str, workers: &str) -> (Child, String) {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new(bin())
         .args(["serve", "--arch", arch, "--workers", workers])
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -238,14 +255,14 @@ fn wait_descendants(pid: i32, at_least: usize) -> Vec<i32> {
     }
 }
 
-fn stop_server(arch: &str, workers: &str, sig: Signal, at_least: usize) {
+fn stop_server(arch: &str, workers: &str, sig: Signal, at_least: usize, group: bool) {
     use std::os::unix::process::ExitStatusExt;
     become_subreaper();
     let (mut child, addr) = serve(arch, workers);
     let _conn = open_connection(&addr);
     // The server process and its workers (prefork) or the connection's process.
     let below = wait_descendants(child.id() as i32, at_least);
-    let (status, _) = signal_and_wait_gone(&mut child, sig);
+    let (status, _) = signal_and_wait_gone_as(&mut child, sig, group);
     for p in below {
         assert!(
             std::fs::metadata(format!("/proc/{p}")).is_err(),
@@ -261,13 +278,22 @@ fn stop_server(arch: &str, workers: &str, sig: Signal, at_least: usize) {
         TcpStream::connect(&addr).is_err(),
         "{arch}: still listening"
     );
+    // The workers were killed, not replaced: the master said nothing of them.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("replacement"), "{arch}: {err}");
 }
 
 #[test]
 fn serve_prefork_stops_on_sigint_sigterm_and_sigkill() {
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
         // The server process + 2 workers.
-        stop_server("prefork", "2", sig, 3);
+        stop_server("prefork", "2", sig, 3, false);
     }
 }
 
@@ -275,13 +301,18 @@ fn serve_prefork_stops_on_sigint_sigterm_and_sigkill() {
 fn serve_process_per_conn_with_an_open_connection_stops_on_every_signal() {
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
         // The server process + the open connection's process.
-        stop_server("process-per-conn", "1", sig, 2);
+        stop_server("process-per-conn", "1", sig, 2, false);
     }
 }
 
 #[test]
 fn serve_thread_per_conn_stops_on_sigterm() {
-    stop_server("thread-per-conn", "1", Signal::SIGTERM, 1);
+    stop_server("thread-per-conn", "1", Signal::SIGTERM, 1, false);
+}
+
+#[test]
+fn serve_ctrl_c_to_the_process_group_stops_prefork_cleanly() {
+    stop_server("prefork", "2", Signal::SIGINT, 3, true);
 }
 
 #[test]
