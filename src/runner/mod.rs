@@ -67,9 +67,9 @@ impl WindowError {
             WindowError::TimedOut(d) => (
                 Status::TimedOut,
                 format!(
-                    "repeat {repeat} exceeded its {d:.1?} budget (warmup + duration + the suite's \
-                     window_timeout) and was killed with every process of it: a worker hung, or \
-                     setup is slow (then raise window_timeout)"
+                    "repeat {repeat} exceeded its {d:.1?} budget (the window plus the suite's \
+                     window_timeout allowance for setup and teardown) and was killed with every \
+                     process of it: a worker hung, or setup is slow (then raise window_timeout)"
                 ),
             ),
             WindowError::Failed(e) => (
