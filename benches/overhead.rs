@@ -56,6 +56,7 @@ fn bench(c: &mut Criterion) {
         noise: suite.noise,
         scratch_root: std::env::temp_dir(),
         spin_ns_per_iter: concbench::workload::cpu::spin_ns_per_iter(),
+        window_timeout: None,
     };
 
     let mut g = c.benchmark_group("spin_1us");

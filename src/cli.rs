@@ -1,6 +1,7 @@
 //! The command line: parse, call the library, print. Exit codes: 0 success, 1 a run finished
 //! but some cell failed (or an I/O error), 2 bad input (suite file, flags), with a message
-//! naming the problem and the fix.
+//! naming the problem and the fix; 130 / 143 stopped by SIGINT / SIGTERM (`run`, `serve`,
+//! `load`: see `stop`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -179,7 +180,16 @@ pub fn main() -> ExitCode {
                 format_duration(s.warmup),
                 out.display()
             );
+            crate::stop::prepare();
             match run_suite(&s, &opts) {
+                Ok(results) if results.interrupted => {
+                    let sig = crate::sys::signal::received().unwrap_or(libc::SIGINT);
+                    eprintln!(
+                        "concbench: interrupted: the finished windows are in {}",
+                        out.join("results.json").display()
+                    );
+                    crate::stop::exit(sig)
+                }
                 Ok(results) => {
                     print!("{}", crate::report::table::render(&results));
                     println!("results: {}", out.join("results.json").display());
@@ -307,18 +317,7 @@ fn serve(
         helpers: helpers.max(1),
         limits: Default::default(),
     };
-    let r = crate::server::serve(&cfg, &mut |a| {
-        use std::io::Write;
-        println!("listening on {a}");
-        let _ = std::io::stdout().flush();
-    });
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    crate::stop::serve(&cfg)
 }
 
 fn list(suites_dir: &std::path::Path) -> String {

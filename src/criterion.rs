@@ -45,6 +45,7 @@ pub fn window_env(warmup: Duration, duration: Duration) -> WindowEnv {
         noise: Default::default(),
         scratch_root: std::env::temp_dir(),
         spin_ns_per_iter: crate::workload::cpu::spin_ns_per_iter(),
+        window_timeout: None,
     }
 }
 

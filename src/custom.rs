@@ -171,5 +171,6 @@ where
         cells: cells(name, op, &models, &workers),
         mechanics: Vec::new(),
         servers: Vec::new(),
+        window_timeout: None,
     }
 }

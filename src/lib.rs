@@ -27,6 +27,7 @@ pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod server;
+pub mod stop;
 pub mod suite;
 pub mod sys;
 pub mod workload;

@@ -130,6 +130,8 @@ pub fn run_fault_window(
             let how = match e {
                 WindowError::TimedOut(d) => format!("hung: killed by the watchdog after {d:?}"),
                 WindowError::Failed(m) => m,
+                // A SIGINT/SIGTERM of the harness is not the fault's doing: the run stops.
+                WindowError::Interrupted(sig) => return Err(WindowError::Interrupted(sig)),
             };
             let tasks = (0..c.workers)
                 .map(|w| tasks_of(w, c.workers, c.tasks).len())

@@ -455,6 +455,10 @@ pub struct LoadReport {
     pub totals: Totals,
     /// Reasons to distrust the figures (the generator may be the bottleneck, …).
     pub warnings: Vec<String>,
+    /// True when SIGINT/SIGTERM stopped the run early: the figures cover the part of the
+    /// window before the signal (`window_ns` is that part).
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// Runs the load described by `cfg` and reports what it measured. Errors: invalid config,
@@ -534,6 +538,7 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
     drop(ready_tx);
 
     let mut setup_err = None;
+    let mut cut: Option<Duration> = None;
     for _ in 0..t {
         match ready_rx.recv() {
             Ok((_, Ok(()))) => {}
@@ -563,8 +568,12 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
             (Edge::WindowEnd, times.window_end),
         ] {
             let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
+            // A SIGINT/SIGTERM (only when `sys::signal` is installed, as by `concbench load`)
+            // cuts the window short; the threads see it too and stop.
+            if at > now && crate::sys::signal::sleep(at - now).is_some() {
+                let at = Instant::now().clamp(times.window_start, times.window_end);
+                cut = Some(at - times.window_start);
+                break;
             }
             observe(edge);
         }
@@ -587,10 +596,25 @@ pub fn run_observed(cfg: &LoadConfig, observe: &mut dyn FnMut(Edge)) -> Result<L
     if let Some(e) = setup_err {
         return Err(e);
     }
-    Ok(merge(cfg, addr, outs))
+    let interrupted = cut.is_some() || crate::sys::signal::received().is_some();
+    let mut report = merge(cfg, addr, outs, cut.unwrap_or(cfg.duration));
+    if interrupted {
+        report.interrupted = true;
+        report.warnings.push(format!(
+            "interrupted after {} of the {} window: the figures cover only that part",
+            fmt_ns(report.window_ns),
+            fmt_ns(cfg.duration.as_nanos() as u64)
+        ));
+    }
+    Ok(report)
 }
 
-fn merge(cfg: &LoadConfig, addr: SocketAddr, outs: Vec<worker::Output>) -> LoadReport {
+fn merge(
+    cfg: &LoadConfig,
+    addr: SocketAddr,
+    outs: Vec<worker::Output>,
+    window: Duration,
+) -> LoadReport {
     let mut per_second: Vec<Second> = Vec::new();
     let mut completed = 0;
     let mut errors = ErrorCounts::default();
@@ -643,7 +667,7 @@ fn merge(cfg: &LoadConfig, addr: SocketAddr, outs: Vec<worker::Output>) -> LoadR
     } else {
         0.0
     };
-    let window_ns = cfg.duration.as_nanos() as u64;
+    let window_ns = window.as_nanos() as u64;
     let schedule = cfg.rate.map(|_| {
         let late =
             sched.late_waiting + sched.late_generator + (sched.due - sched.sent.min(sched.due));
@@ -703,7 +727,11 @@ fn merge(cfg: &LoadConfig, addr: SocketAddr, outs: Vec<worker::Output>) -> LoadR
         warmup_ns: cfg.warmup.as_nanos() as u64,
         window_ns,
         completed,
-        requests_per_sec: completed as f64 / cfg.duration.as_secs_f64(),
+        requests_per_sec: if window.is_zero() {
+            0.0
+        } else {
+            completed as f64 / window.as_secs_f64()
+        },
         latency_corrected: Latency::of(&corrected),
         latency_uncorrected: Latency::of(&uncorrected),
         errors,
@@ -712,6 +740,7 @@ fn merge(cfg: &LoadConfig, addr: SocketAddr, outs: Vec<worker::Output>) -> LoadR
         cpu,
         totals,
         warnings,
+        interrupted: false,
     }
 }
 
@@ -724,6 +753,17 @@ pub fn main(args: LoadArgs) -> ExitCode {
         eprintln!("Error: {e}");
         return ExitCode::from(2);
     }
+    // Every connection is a socket; the threads' epoll and timer fds and std's come on top.
+    let fds = cfg.connections as u64 + 4 * cfg.threads as u64 + 32;
+    match crate::sys::limits::ensure_nofile(fds, &format!("--connections {}", cfg.connections)) {
+        Ok(Some(note)) => eprintln!("concbench load: {note}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    crate::stop::prepare();
     match run(&cfg) {
         Ok(r) => {
             if args.json {
@@ -741,11 +781,17 @@ pub fn main(args: LoadArgs) -> ExitCode {
             } else {
                 print!("{}", render(&r));
             }
+            if let Some(sig) = crate::sys::signal::received() {
+                return crate::stop::exit(sig);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::from(1)
+            eprintln!("Error: {}", crate::sys::limits::explain(e));
+            match crate::sys::signal::received() {
+                Some(sig) => crate::stop::exit(sig),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

@@ -186,7 +186,9 @@ pub fn run(
     // Keep the connections open until whoever observes the window has read the server at its
     // end (a server that ends a connection's thread or process on EOF would otherwise lose
     // it from its accounting first); bounded by the drain deadline.
-    while !release.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < times.drain_until
+    while !release.load(std::sync::atomic::Ordering::Acquire)
+        && Instant::now() < times.drain_until
+        && crate::sys::signal::received().is_none()
     {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
@@ -297,6 +299,11 @@ impl<'a> Loop<'a> {
         let mut next_scan = now + SCAN_EVERY;
         loop {
             let now = Instant::now();
+            // SIGINT/SIGTERM to `concbench load` (sys::signal): stop now, abandon what is out.
+            if crate::sys::signal::received().is_some() {
+                self.out.abandoned = self.in_flight as u64;
+                break;
+            }
             if self.cpu_start.is_none() && now >= self.t.window_start {
                 self.cpu_start = Some((now, thread_rusage()));
             }

@@ -82,7 +82,8 @@ pub fn wait_for_idle(cfg: &NoiseConfig) -> IdleWait {
                 idle: true,
             };
         }
-        if start.elapsed() >= cfg.max_idle_wait {
+        // A SIGINT/SIGTERM to the harness ends the wait: the runner stops next.
+        if start.elapsed() >= cfg.max_idle_wait || crate::sys::signal::received().is_some() {
             return IdleWait {
                 waited: start.elapsed(),
                 idle: false,

@@ -96,6 +96,9 @@ pub struct WindowEnv {
     pub scratch_root: std::path::PathBuf,
     /// Spin kernel ns per iteration, measured once per run.
     pub spin_ns_per_iter: f64,
+    /// The suite's `window_timeout`: how long a window may take beyond warmup + duration
+    /// (setup and teardown) before the watchdog kills it. None: the defaults.
+    pub window_timeout: Option<std::time::Duration>,
 }
 
 /// Runs one window of `cell` in this process (the cell host). Errors say which step failed.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::cell::WindowEnv;
 use super::{WindowError, in_host, window_budget};
 use crate::mechanic::{Measured, MechanicEnv};
+use crate::report::result::{MechanicResult, MechanicSample, Spread, Status};
 use crate::suite::MechCell;
 
 /// Most iterations one call may be sized to.
@@ -31,7 +32,7 @@ pub fn run_mechanic_window(
     env: &WindowEnv,
     mech_env: &MechanicEnv,
 ) -> Result<MechWindow, WindowError> {
-    in_host(window_budget(env.timing) * 2, || {
+    in_host(window_budget(env.timing, env.window_timeout) * 2, || {
         measure_window(m, env, mech_env)
     })
 }
@@ -64,4 +65,61 @@ fn measure_window(
         iteration: mech.iteration().to_string(),
         measured: mech.measure(sized(target))?,
     })
+}
+
+/// Per-mechanic accumulation over repeats.
+#[derive(Default)]
+pub(super) struct MechAcc {
+    pub(super) iteration: String,
+    pub(super) samples: Vec<MechanicSample>,
+    pub(super) status: Option<(Status, String)>,
+}
+
+pub(super) fn mech_sample(repeat: u32, r: &Measured) -> MechanicSample {
+    MechanicSample {
+        repeat,
+        iters: r.iters,
+        elapsed_ns: r.elapsed.as_nanos() as u64,
+        ns_per_iter: r.ns_per_iter(),
+        switches_per_iter: r.switches_per_iter(),
+        extra: r.extra.iter().cloned().collect(),
+    }
+}
+
+pub(super) fn to_mech_result(m: &MechCell, acc: &MechAcc) -> MechanicResult {
+    let (status, error) = match &acc.status {
+        Some((s, e)) => (*s, Some(e.clone())),
+        None if acc.samples.is_empty() => (Status::Pending, None),
+        None => (Status::Ok, None),
+    };
+    let of = |f: &dyn Fn(&MechanicSample) -> f64| {
+        Spread::of(&acc.samples.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut names: Vec<&String> = acc.samples.iter().flat_map(|s| s.extra.keys()).collect();
+    names.sort();
+    names.dedup();
+    let extra = names
+        .into_iter()
+        .map(|n| {
+            let v: Vec<f64> = acc
+                .samples
+                .iter()
+                .filter_map(|s| s.extra.get(n).copied())
+                .collect();
+            (n.clone(), Spread::of(&v))
+        })
+        .collect();
+    MechanicResult {
+        id: m.id.clone(),
+        mechanic: m.mechanic.id.into(),
+        params: m.params.to_map(),
+        iteration: acc.iteration.clone(),
+        status,
+        error,
+        repeats_done: acc.samples.len() as u32,
+        ns_per_iter: of(&|s| s.ns_per_iter),
+        switches_per_iter: of(&|s| s.switches_per_iter),
+        extra,
+        samples: acc.samples.clone(),
+    }
 }

@@ -6,30 +6,34 @@
 //! so. Each window runs in a fresh forked cell host under a watchdog: a host that overruns its
 //! budget is killed and the cell recorded as timed out, and the suite goes on. After every
 //! window `results.json` and `results.csv` are rewritten atomically (temp file + rename).
+//! A SIGINT/SIGTERM (see `sys::signal`) ends the wait for the current window: its host is
+//! killed and reaped, the window is not counted, and the results so far are saved marked
+//! `interrupted`.
 
 pub mod cell;
 pub mod mechanic;
+mod output;
 pub mod server;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
 use self::cell::{RunSample, Timing, WindowEnv, measure_once};
+use self::mechanic::{MechAcc, mech_sample, to_mech_result};
+use self::output::{interrupted, progress_bar, write_all};
 use crate::measure::machine::{self, Machine};
 use crate::measure::noise::{self, Noise};
 use crate::measure::recorder::new_histogram;
-use crate::mechanic::{Measured, MechanicEnv};
+use crate::mechanic::MechanicEnv;
 use crate::report::result::{
-    CellResult, CpuPerOp, Latency, MechanicResult, MechanicSample, Results, Sample, Spread, Status,
-    SuiteInfo, Switches, Tool,
+    CellResult, CpuPerOp, Latency, Results, Sample, Spread, Status, SuiteInfo, Switches, Tool,
 };
-use crate::report::{csv, json};
-use crate::suite::{Cell, MechCell, Suite, TasksSpec};
+use crate::suite::{Cell, Suite, TasksSpec};
 use crate::sys::{Rusage, fork_child};
 
 /// Options of one run.
@@ -52,6 +56,8 @@ pub enum WindowError {
     TimedOut(Duration),
     /// The cell failed; the message says where.
     Failed(String),
+    /// SIGINT or SIGTERM (the number) arrived: the host was killed, the window is not counted.
+    Interrupted(i32),
 }
 
 impl WindowError {
@@ -60,9 +66,23 @@ impl WindowError {
         match self {
             WindowError::TimedOut(d) => (
                 Status::TimedOut,
-                format!("repeat {repeat} exceeded its {d:?} budget and was killed"),
+                format!(
+                    "repeat {repeat} exceeded its {d:.1?} budget (the window plus the suite's \
+                     window_timeout allowance for setup and teardown) and was killed with every \
+                     process of it: a worker hung, or setup is slow (then raise window_timeout)"
+                ),
             ),
-            WindowError::Failed(e) => (Status::Failed, format!("repeat {repeat}: {e}")),
+            WindowError::Failed(e) => (
+                Status::Failed,
+                crate::sys::limits::explain(format!("repeat {repeat}: {e}")),
+            ),
+            WindowError::Interrupted(s) => (
+                Status::Failed,
+                format!(
+                    "repeat {repeat} interrupted by {}",
+                    crate::sys::signal::name(s)
+                ),
+            ),
         }
     }
 }
@@ -81,9 +101,14 @@ struct Acc {
     status: Option<(Status, String)>,
 }
 
-/// The wall-clock budget of one window: setup allowance + warmup + window + teardown.
-pub fn window_budget(t: Timing) -> Duration {
-    cell::SETUP_TIMEOUT + t.warmup + t.duration + Duration::from_secs(30)
+/// The default allowance of a window beyond warmup + duration: setup + 30 s of teardown.
+pub const DEFAULT_WINDOW_TIMEOUT: Duration =
+    Duration::from_secs(cell::SETUP_TIMEOUT.as_secs() + 30);
+
+/// The wall-clock budget of one window: warmup + window + the allowance for setup and teardown
+/// (the suite's `window_timeout`, else [`DEFAULT_WINDOW_TIMEOUT`]).
+pub fn window_budget(t: Timing, window_timeout: Option<Duration>) -> Duration {
+    t.warmup + t.duration + window_timeout.unwrap_or(DEFAULT_WINDOW_TIMEOUT)
 }
 
 /// Runs `suite`, writing results after every window; returns the final results.
@@ -107,6 +132,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         noise: suite.noise,
         scratch_root: std::env::temp_dir(),
         spin_ns_per_iter: crate::workload::cpu::spin_ns_per_iter(),
+        window_timeout: suite.window_timeout,
     };
     let mut results = new_results(suite, &machine, env.spin_ns_per_iter);
     let mut accs: Vec<Acc> = suite.cells.iter().map(|_| Acc::default()).collect();
@@ -131,6 +157,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     let bar = progress_bar(total, opts.progress);
     for repeat in 0..suite.repeats {
         for (ci, c) in suite.cells.iter().enumerate() {
+            if let Some(sig) = crate::sys::signal::received() {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             bar.set_message(c.id.clone());
             if matches!(
                 accs[ci].status,
@@ -163,6 +192,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                     Err(e) => break Err(e),
                 }
             };
+            if let Err(WindowError::Interrupted(sig)) = outcome {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             let acc = &mut accs[ci];
             acc.reruns += reruns;
             match outcome {
@@ -178,6 +210,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         for (mi, m) in suite.mechanics.iter().enumerate() {
             bar.set_message(m.id.clone());
             let acc = &mut mech_accs[mi];
+            if let Some(sig) = crate::sys::signal::received() {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             if acc.status.is_none() {
                 if !opts.skip_idle_wait {
                     noise::wait_for_idle(&suite.noise);
@@ -186,6 +221,9 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
                     Ok(w) => {
                         acc.iteration = w.iteration;
                         acc.samples.push(mech_sample(repeat, &w.measured));
+                    }
+                    Err(WindowError::Interrupted(sig)) => {
+                        return interrupted(results, &opts.out_dir, &bar, sig);
                     }
                     Err(e) => acc.status = Some(e.status(repeat)),
                 }
@@ -198,12 +236,18 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
         for (si, srv) in suite.servers.iter().enumerate() {
             bar.set_message(srv.id.clone());
             let acc = &mut server_accs[si];
+            if let Some(sig) = crate::sys::signal::received() {
+                return interrupted(results, &opts.out_dir, &bar, sig);
+            }
             if acc.status.is_none() {
                 if !opts.skip_idle_wait {
                     noise::wait_for_idle(&suite.noise);
                 }
                 match server::run_server_window(srv, &env) {
                     Ok(s) => acc.add(repeat, s),
+                    Err(WindowError::Interrupted(sig)) => {
+                        return interrupted(results, &opts.out_dir, &bar, sig);
+                    }
                     Err(e) => acc.status = Some(e.status(repeat)),
                 }
                 results.servers[si] = server::to_server_result(srv, acc);
@@ -220,34 +264,7 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-fn progress_bar(total: u64, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {pos}/{len} windows  {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
-fn write_all(results: &Results, dir: &Path) -> anyhow::Result<()> {
-    json::write_atomic(results, &dir.join("results.json"))?;
-    csv::write_atomic(results, &dir.join("results.csv"))?;
-    if !results.mechanics.is_empty() {
-        let bytes = csv::render_mechanics(results)?;
-        crate::report::write_atomic(&dir.join("mechanics.csv"), &bytes)
-            .map_err(|e| anyhow::anyhow!("writing mechanics.csv: {e}"))?;
-    }
-    Ok(())
-}
-
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -301,7 +318,7 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
 /// through `fault::outcome::run_fault_window`, which maps its fault board before the fork so a
 /// fault that kills the whole host is recorded as `process-lost`, not as a failure.
 pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
-    let budget = window_budget(env.timing);
+    let budget = window_budget(env.timing, env.window_timeout);
     let Some(spec) = c.params.fault() else {
         return in_host(budget, || measure_once(c, env));
     };
@@ -310,7 +327,9 @@ pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
 
 /// Runs `body` in a freshly forked, single-threaded host process and returns what it sent
 /// back (JSON through a pipe). A host that overruns `budget` is killed (its workers die with
-/// it) and reported as timed out; a host that dies is reported with how it died.
+/// it) and reported as timed out; a host that dies is reported with how it died. A SIGINT or
+/// SIGTERM to the harness (`sys::signal`) ends the wait the same way, as `Interrupted`. After a
+/// kill, a harness that is a subreaper reaps the host's orphaned workers too.
 pub fn in_host<T, F>(budget: Duration, body: F) -> Result<T, WindowError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
@@ -333,12 +352,22 @@ where
     let mut buf = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     loop {
+        use crate::sys::signal::{Wake, wait_readable};
         let left = deadline.saturating_duration_since(Instant::now());
-        let ready = crate::sys::fd::poll_one(reader_fd, false, Some(left))
+        let wake = wait_readable(Some(reader_fd), Some(left))
             .map_err(|e| failed(format!("waiting for the cell host: {e}")))?;
-        if !ready {
+        let stop = match wake {
+            Wake::Ready => None,
+            Wake::Timeout => Some(WindowError::TimedOut(budget)),
+            Wake::Signal(s) => Some(WindowError::Interrupted(s)),
+        };
+        if let Some(err) = stop {
             let _ = host.kill_and_reap();
-            return Err(WindowError::TimedOut(budget));
+            let left = crate::sys::process::reap_orphans(Duration::from_secs(2));
+            if !left.is_empty() {
+                eprintln!("concbench: processes {left:?} of the killed cell host would not die");
+            }
+            return Err(err);
         }
         match reader.read(&mut chunk) {
             Ok(0) => break,
@@ -350,6 +379,8 @@ where
     let exit = host
         .wait()
         .map_err(|e| failed(format!("waiting for the cell host: {e}")))?;
+    // Anything the host left (re-parented here, dying by PDEATHSIG) is reaped now.
+    let _ = crate::sys::process::reap_orphans(Duration::from_secs(2));
     if buf.is_empty() {
         return Err(failed(format!(
             "the cell host (pid {}) died without a result: {}",
@@ -360,63 +391,6 @@ where
     let r: Result<T, String> = serde_json::from_slice(&buf)
         .map_err(|e| failed(format!("bad result from the cell host: {e}")))?;
     r.map_err(WindowError::Failed)
-}
-
-/// Per-mechanic accumulation over repeats.
-#[derive(Default)]
-struct MechAcc {
-    iteration: String,
-    samples: Vec<MechanicSample>,
-    status: Option<(Status, String)>,
-}
-
-fn mech_sample(repeat: u32, r: &Measured) -> MechanicSample {
-    MechanicSample {
-        repeat,
-        iters: r.iters,
-        elapsed_ns: r.elapsed.as_nanos() as u64,
-        ns_per_iter: r.ns_per_iter(),
-        switches_per_iter: r.switches_per_iter(),
-        extra: r.extra.iter().cloned().collect(),
-    }
-}
-
-fn to_mech_result(m: &MechCell, acc: &MechAcc) -> MechanicResult {
-    let (status, error) = match &acc.status {
-        Some((s, e)) => (*s, Some(e.clone())),
-        None if acc.samples.is_empty() => (Status::Pending, None),
-        None => (Status::Ok, None),
-    };
-    let of = |f: &dyn Fn(&MechanicSample) -> f64| {
-        Spread::of(&acc.samples.iter().map(f).collect::<Vec<_>>())
-    };
-    let mut names: Vec<&String> = acc.samples.iter().flat_map(|s| s.extra.keys()).collect();
-    names.sort();
-    names.dedup();
-    let extra = names
-        .into_iter()
-        .map(|n| {
-            let v: Vec<f64> = acc
-                .samples
-                .iter()
-                .filter_map(|s| s.extra.get(n).copied())
-                .collect();
-            (n.clone(), Spread::of(&v))
-        })
-        .collect();
-    MechanicResult {
-        id: m.id.clone(),
-        mechanic: m.mechanic.id.into(),
-        params: m.params.to_map(),
-        iteration: acc.iteration.clone(),
-        status,
-        error,
-        repeats_done: acc.samples.len() as u32,
-        ns_per_iter: of(&|s| s.ns_per_iter),
-        switches_per_iter: of(&|s| s.switches_per_iter),
-        extra,
-        samples: acc.samples.clone(),
-    }
 }
 
 fn add_sample(acc: &mut Acc, repeat: u32, s: RunSample) {

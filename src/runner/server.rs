@@ -72,8 +72,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs one window of `s` in a fresh forked host, under a watchdog.
 pub fn run_server_window(s: &ServerCell, env: &WindowEnv) -> Result<ServerSample, WindowError> {
-    let budget =
-        START_TIMEOUT + env.timing.warmup + env.timing.duration * 2 + Duration::from_secs(30);
+    let budget = env.timing.warmup
+        + env.timing.duration * 2
+        + env
+            .window_timeout
+            .unwrap_or(START_TIMEOUT + Duration::from_secs(30));
     in_host(budget, || measure_server(s, env))
 }
 

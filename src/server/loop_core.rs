@@ -413,7 +413,7 @@ impl Loop<'_> {
                 Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     // EMFILE/ENFILE/ENOBUFS: the pending connections stay queued; retry later.
-                    eprintln!("concbench serve: accept: {e}");
+                    crate::sys::limits::warn_throttled("accept", &e);
                     return true;
                 }
             }

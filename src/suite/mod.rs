@@ -99,6 +99,10 @@ pub struct Suite {
     pub mechanics: Vec<MechCell>,
     /// Backend servers under load, in file order.
     pub servers: Vec<ServerCell>,
+    /// `window_timeout`: how long a window may take beyond warmup + duration (setup and
+    /// teardown) before the watchdog kills it and records it timed out. None: the default
+    /// (`runner::DEFAULT_WINDOW_TIMEOUT`).
+    pub window_timeout: Option<Duration>,
 }
 
 /// One server cell: an architecture with W workers and a handler, under a load of C
@@ -151,6 +155,7 @@ struct SuiteFile {
     repeats: Option<Spanned<Value>>,
     noise_threshold: Option<Spanned<Value>>,
     noise_reruns: Option<Spanned<Value>>,
+    window_timeout: Option<Spanned<Value>>,
     #[serde(default)]
     matrix: Vec<Spanned<MatrixFile>>,
     #[serde(default)]
@@ -285,6 +290,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
             return Err(cx.err(span, key, "is longer than 1 hour: use at most \"1h\""));
         }
     }
+    let window_timeout = match &raw.window_timeout {
+        None => None,
+        Some(v) => {
+            let d = opt_duration(&cx, Some(v), "window_timeout", "0s")?;
+            if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+                return Err(cx.err(
+                    v.span(),
+                    "window_timeout",
+                    "must be from \"1s\" to \"1h\": how long a window may run beyond warmup + \
+                     duration (setup and teardown) before it is killed, e.g. \"30s\"",
+                ));
+            }
+            Some(d)
+        }
+    };
     let repeats = match &raw.repeats {
         None => 3,
         Some(v) => match v.get_ref() {
@@ -418,6 +438,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
         cells,
         mechanics,
         servers,
+        window_timeout,
     })
 }
 

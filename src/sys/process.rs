@@ -156,14 +156,20 @@ fn wait4(pid: Pid, nohang: bool) -> io::Result<Option<Exit>> {
 /// objects, and never flushes the parent's buffered I/O.
 pub fn fork_child<F: FnOnce() -> i32>(body: F) -> io::Result<Child> {
     let parent = getpid();
+    let mask = super::signal::before_fork();
     // SAFETY: the child only runs `body` and then `_exit`s; callers fork from a single-threaded
     // process (the cell host) or accept glibc's fork-safe malloc as the only shared lock state.
-    match unsafe { fork() }.map_err(io::Error::from)? {
+    let forked = unsafe { fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        super::signal::after_fork_parent(mask);
+    }
+    match forked.map_err(io::Error::from)? {
         ForkResult::Parent { child } => Ok(Child {
             pid: child,
             reaped: false,
         }),
         ForkResult::Child => {
+            super::signal::after_fork_child(mask);
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             // The parent may have died between fork and prctl: then we were re-parented.
             if getppid() != parent {
@@ -172,6 +178,60 @@ pub fn fork_child<F: FnOnce() -> i32>(body: F) -> io::Result<Child> {
             let code = catch_unwind(AssertUnwindSafe(body)).unwrap_or(PANIC_EXIT);
             exit_now(code)
         }
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`): a
+/// worker whose cell host was killed is re-parented here instead of to init, so the harness
+/// can reap it and know that nothing of the run is left ([`reap_orphans`]).
+pub fn become_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)?;
+    SUBREAPER.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+static SUBREAPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In a subreaper ([`become_subreaper`]) that has no [`Child`] of its own alive: reaps every
+/// child it has (orphans dying of `PR_SET_PDEATHSIG` after their parent was killed) until none
+/// is left or `timeout` passes, SIGKILLing by PID those still alive after half of it. Returns
+/// the PIDs still there at the end (empty: nothing of the run is left). A process that is not
+/// a subreaper does nothing (its children may belong to someone else's code).
+pub fn reap_orphans(timeout: std::time::Duration) -> Vec<i32> {
+    use std::time::{Duration, Instant};
+    if !SUBREAPER.load(std::sync::atomic::Ordering::SeqCst) {
+        return Vec::new();
+    }
+    let start = Instant::now();
+    loop {
+        loop {
+            match waitpid(
+                Pid::from_raw(-1),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            ) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => break,
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                // ECHILD: no child at all.
+                Err(_) => return Vec::new(),
+            }
+        }
+        let left: Vec<i32> = super::procfs::process_tree(getpid().as_raw())
+            .into_iter()
+            .skip(1)
+            .collect();
+        if left.is_empty() {
+            return left;
+        }
+        if start.elapsed() >= timeout {
+            return left;
+        }
+        if start.elapsed() >= timeout / 2 {
+            for &p in &left {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

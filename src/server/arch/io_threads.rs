@@ -367,6 +367,7 @@ impl Main<'_> {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if super::thread_per_conn::is_fd_exhaustion(&e) => {
+                    crate::sys::limits::warn_throttled("accept", &e);
                     std::thread::sleep(std::time::Duration::from_millis(1));
                     return Ok(());
                 }

@@ -336,6 +336,7 @@ impl Server<'_> {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if super::thread_per_conn::is_fd_exhaustion(&e) => {
+                    crate::sys::limits::warn_throttled("accept", &e);
                     // Level of the listener stays high; retry on the next event or wake-up.
                     std::thread::sleep(Duration::from_millis(1));
                     return Ok(());

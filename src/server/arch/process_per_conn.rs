@@ -54,6 +54,7 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if is_fd_exhaustion(&e) => {
+                    crate::sys::limits::warn_throttled("accept", &e);
                     reap(&mut children);
                     std::thread::sleep(Duration::from_millis(10));
                     break;

@@ -41,6 +41,7 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
             let stream = match ctx.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if is_fd_exhaustion(&e) => {
+                    crate::sys::limits::warn_throttled("accept", &e);
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
