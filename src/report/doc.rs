@@ -317,7 +317,11 @@ fn mechanic_sections(inputs: &[Input]) -> Vec<Section> {
         let first_num = t.header.len();
         t.header
             .extend(["time/iter".into(), "range".into(), "switches/iter".into()]);
-        t.header.extend(extras.iter().map(|e| e.replace('_', " ")));
+        t.header.extend(
+            extras
+                .iter()
+                .map(|e| e.strip_suffix("_ns").unwrap_or(e).replace('_', " ")),
+        );
         t.numeric = (first_num..t.header.len()).collect();
         let mut notes = Vec::new();
         for (i, m) in &rows {
@@ -385,7 +389,9 @@ fn mechanic_sections(inputs: &[Input]) -> Vec<Section> {
 fn extra(name: &str, v: f64) -> String {
     if name.ends_with("_ns") {
         ns(v)
-    } else if v.fract() == 0.0 || v.abs() >= 100.0 {
+    } else if v.fract() == 0.0 && v.abs() < 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
         si(v)
     } else {
         format!("{v:.3}")
