@@ -27,7 +27,7 @@ fn per_file(
     for (f, label) in labels.iter().enumerate() {
         let ls = of_file(lines, f);
         let text = if ls.is_empty() {
-            Some("no cell of this group measured.".to_string())
+            Some("not measured in this file.".to_string())
         } else {
             say(&ls, f)
         };
@@ -243,14 +243,21 @@ pub fn cpu(lines: &[Line], labels: &[&str]) -> Vec<String> {
             }
         };
         let k = all.iter().max_by(|a, b| share(a).total_cmp(&share(b)))?;
+        let kernel = if share(k) < 0.01 {
+            "kernel time is under 1% of the CPU in every cell".to_string()
+        } else {
+            format!(
+                "the largest kernel share is {}'s, {:.0}% of its CPU",
+                who(k),
+                share(k) * 100.0
+            )
+        };
         Some(format!(
-            "CPU per op from {} ({}) to {} ({}); the largest kernel share is {}'s, {:.0}% of its CPU.",
+            "CPU per op from {} ({}) to {} ({}); {kernel}.",
             ns(total(lo)),
             who(lo),
             ns(total(hi)),
             who(hi),
-            who(k),
-            share(k) * 100.0
         ))
     })
 }

@@ -282,7 +282,7 @@ fn throughput_chart(g: &Group, lines: &[Line], name: &dyn Fn(&Line) -> String) -
         let base = l.cells[0];
         let per_worker = base.ops_per_sec.median / base.workers as f64;
         refs.push(Series {
-            label: format!("{}: linear", name(l)),
+            label: String::new(),
             colour: model_colour(l.model),
             stroke: Stroke::Dashed,
             marker: l.file,
@@ -293,7 +293,9 @@ fn throughput_chart(g: &Group, lines: &[Line], name: &dyn Fn(&Line) -> String) -
                 .collect(),
         });
     }
-    if refs.is_empty() {
+    if !refs.is_empty() {
+        refs.push(legend_only("dashed: linear from fewest W"));
+    } else {
         // No model has two worker counts: scale the best one-worker cell instead.
         let best = lines
             .iter()
@@ -323,6 +325,17 @@ fn throughput_chart(g: &Group, lines: &[Line], name: &dyn Fn(&Line) -> String) -
         y_unit: Unit::Count,
         x_ticks,
         series,
+    }
+}
+
+/// A legend entry with no points: explains what the dashed lines of a chart are.
+fn legend_only(text: &str) -> Series {
+    Series {
+        label: text.into(),
+        colour: (110, 110, 110),
+        stroke: Stroke::Dashed,
+        marker: 0,
+        points: Vec::new(),
     }
 }
 
@@ -387,13 +400,19 @@ fn pair_chart(
     for l in lines {
         for (stroke, (what, f)) in [(Stroke::Solid, solid), (Stroke::Dashed, dashed)] {
             series.push(Series {
-                label: format!("{} {what}", name(l)),
+                label: match stroke {
+                    Stroke::Solid => format!("{} ({what})", name(l)),
+                    Stroke::Dashed => String::new(),
+                },
                 colour: model_colour(l.model),
                 stroke,
                 marker: l.file,
                 points: l.cells.iter().map(|c| (c.workers as f64, f(c))).collect(),
             });
         }
+    }
+    if !lines.is_empty() {
+        series.push(legend_only(&format!("dashed: {}", dashed.0)));
     }
     Chart {
         title: format!("{title}: {}", g.title),

@@ -268,11 +268,18 @@ impl Chart {
                 Stroke::Dashed => {
                     chart
                         .draw_series(DashedLineSeries::new(
-                            pts,
+                            pts.clone(),
                             6,
                             4,
                             colour.mix(0.8).stroke_width(2),
                         ))
+                        .map_err(|e| e.to_string())?;
+                    // Hollow markers, so that a lone point (no line to dash) still shows.
+                    chart
+                        .draw_series(
+                            pts.iter()
+                                .map(|&p| Circle::new(p, 3, colour.stroke_width(1))),
+                        )
                         .map_err(|e| e.to_string())?;
                 }
             }
@@ -283,7 +290,17 @@ impl Chart {
     fn draw_legend(&self, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String> {
         let font = ("sans-serif", 16).into_font();
         let mut y = 24;
-        for s in self.series.iter().filter(|s| !s.label.is_empty()) {
+        let entries: Vec<&Series> = self.series.iter().filter(|s| !s.label.is_empty()).collect();
+        for (shown, s) in entries.iter().enumerate() {
+            if y > HEIGHT as i32 - 60 {
+                area.draw_text(
+                    &format!("… {} more", entries.len() - shown),
+                    &font.color(&BLACK),
+                    (36, y - 6),
+                )
+                .map_err(|e| e.to_string())?;
+                break;
+            }
             let colour = RGBColor(s.colour.0, s.colour.1, s.colour.2);
             let line = vec![(4, y), (30, y)];
             match s.stroke {
@@ -302,17 +319,15 @@ impl Chart {
                     }
                 }
             }
+            let top = y - 6;
             for (i, part) in wrap(&s.label, 20).iter().enumerate() {
-                area.draw_text(part, &font.color(&BLACK), (36, y - 6 + 14 * i as i32))
+                area.draw_text(part, &font.color(&BLACK), (36, top + 14 * i as i32))
                     .map_err(|e| e.to_string())?;
                 if i > 0 {
                     y += 14;
                 }
             }
             y += 20;
-            if y > HEIGHT as i32 - 40 {
-                break;
-            }
         }
         Ok(())
     }
