@@ -247,3 +247,98 @@ tasks = 2
         "{md}"
     );
 }
+
+/// Writes `r` as a results file in `dir` and returns its path.
+fn write_results(dir: &Path, name: &str, r: &concbench::report::result::Results) -> String {
+    let p = dir.join(name);
+    concbench::report::json::write_atomic(r, &p).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn throughput_line_gives_each_models_ratio_to_the_loop() {
+    // The ratios are recomputed here from the fixture, not copied from the report.
+    let r = concbench::report::json::read(Path::new(LECTURE)).unwrap();
+    let spin = |model: &str| {
+        r.cells
+            .iter()
+            .find(|c| {
+                c.workload == "spin"
+                    && c.params.get("op_time").map(String::as_str) == Some("10us")
+                    && c.model == model
+            })
+            .unwrap()
+    };
+    let lp = spin("event-loop").ops_per_sec.median;
+    let expected = format!(
+        "threads {:.2}× (w{}), processes {:.2}× (w{})",
+        spin("threads").ops_per_sec.median / lp,
+        spin("threads").workers,
+        spin("processes").ops_per_sec.median / lp,
+        spin("processes").workers
+    );
+    let (_d, md, _) = report(&[LECTURE]);
+    assert!(md.contains(&expected), "{expected} not in:\n{md}");
+}
+
+#[test]
+fn failed_cells_and_servers_are_reported() {
+    use concbench::report::result::{ServerResult, Spread, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = concbench::report::json::read(Path::new(QUICK)).unwrap();
+    // One failed cell: shown as failed with its error, left out of the charts.
+    let failed = r
+        .cells
+        .iter_mut()
+        .find(|c| c.model == "processes" && c.workers == 64)
+        .unwrap();
+    failed.status = Status::Failed;
+    failed.error = Some("worker 3 died of SIGSEGV".into());
+    // One server cell.
+    r.servers.push(ServerResult {
+        id: "server/prefork/w2/c8/none/closed".into(),
+        arch: "prefork".into(),
+        workers: 2,
+        connections: 8,
+        handler: "none".into(),
+        load: concbench::model::Load::Closed,
+        status: Status::Ok,
+        error: None,
+        repeats_done: 1,
+        requests_per_sec: Spread {
+            median: 12345.0,
+            min: 12000.0,
+            max: 12500.0,
+        },
+        latency_ns: Default::default(),
+        latency_uncorrected_ns: Default::default(),
+        errors: 0,
+        ctx_switches_per_request: Default::default(),
+        cpu_ns_per_request: 1500.0,
+        per_worker_requests: vec![6000, 6345],
+        balance: 0.95,
+        server_processes: 3,
+        server_threads: 3,
+        rss_bytes: 8 << 20,
+        pss_bytes: 4 << 20,
+        generator_cpu: 0.5,
+        warnings: vec!["the generator may be the bottleneck".into()],
+        samples: Vec::new(),
+    });
+    let f = write_results(dir.path(), "r.json", &r);
+    let (_d, md, html) = report(&[&f]);
+    assert!(md.contains("| processes | 64 | 64 | failed |"), "{md}");
+    assert!(
+        md.contains("- processes w64: worker 3 died of SIGSEGV"),
+        "{md}"
+    );
+    assert!(md.contains("## Servers"));
+    assert!(
+        md.contains("| prefork | 2 | 8 | none | closed | 12.35k | 12.00k..12.50k |"),
+        "{md}"
+    );
+    assert!(md.contains("the generator may be the bottleneck"));
+    // The failed cell is in no chart: the sleep throughput chart has no w64 processes point.
+    check_html(&html);
+    assert!(md.contains("processes 0.04× (w2)"), "{md}");
+}
