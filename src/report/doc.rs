@@ -376,10 +376,17 @@ fn mechanic_sections(inputs: &[Input]) -> Vec<Section> {
             blocks,
         });
     }
-    if let Some(first) = out.first_mut() {
-        first.blocks.insert(
+    if !out.is_empty() {
+        out.insert(
             0,
-            Block::Text("OS mechanics, measured on their own (medians over repeats).".into()),
+            Section {
+                level: 2,
+                title: "OS mechanics".into(),
+                blocks: vec![Block::Text(
+                    "Each mechanic measured on its own: medians over repeats, with the range."
+                        .into(),
+                )],
+            },
         );
     }
     out
