@@ -81,6 +81,16 @@ enum Command {
     Compare(crate::compare::CompareArgs),
     /// Export results.json as Bencher Metric Format or github-action-benchmark JSON.
     Export(crate::report::export::ExportArgs),
+    /// Write a comparison report (report.md and a self-contained report.html with charts)
+    /// from one or more results files (machines or commits side by side).
+    Report {
+        /// One or more results.json files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Load an HTTP/1.1 server: closed loop or open loop at a rate, latency corrected for
     /// coordinated omission.
     Load(crate::load::LoadArgs),
@@ -226,6 +236,7 @@ pub fn main() -> ExitCode {
         Command::Load(args) => crate::load::main(args),
         Command::Compare(args) => crate::compare::main(args),
         Command::Export(args) => crate::report::export::main(args),
+        Command::Report { files, out } => crate::report::command::main(&files, &out),
         Command::Sys => {
             let m = crate::measure::machine::detect();
             print!("{}", m.render());

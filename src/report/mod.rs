@@ -1,9 +1,17 @@
 //! Results and their exporters. [`result::Results`] is the one canonical struct; `json`,
-//! `csv` and `table` only read it, so every output agrees by construction.
+//! `csv`, `table` and the comparison report (`doc` → `markdown`, `html` with `chart`) only read
+//! it, so every output agrees by construction.
 
+pub mod analysis;
+pub mod cells;
+pub mod chart;
+pub mod command;
 pub mod csv;
+pub mod doc;
 pub mod export;
+pub mod html;
 pub mod json;
+pub mod markdown;
 pub mod result;
 pub mod table;
 
