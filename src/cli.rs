@@ -102,6 +102,9 @@ enum Command {
         /// Helper threads (loop-helpers) or I/O threads (io-threads).
         #[arg(long, default_value_t = 2)]
         helpers: usize,
+        /// Limits and timeouts.
+        #[command(flatten)]
+        limits: crate::server::guard::LimitArgs,
     },
 }
 
@@ -200,7 +203,14 @@ pub fn main() -> ExitCode {
             reuseport,
             pin,
             helpers,
-        } => serve(arch, workers, addr, handler, reuseport, pin, helpers),
+            limits,
+        } => match limits.limits() {
+            Ok(l) => serve(arch, workers, addr, handler, reuseport, pin, helpers, l),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Load(args) => crate::load::main(args),
         Command::Sys => {
             let m = crate::measure::machine::detect();
@@ -246,6 +256,7 @@ fn claims(files: &[PathBuf], markdown: bool, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     arch: String,
     workers: usize,
@@ -254,6 +265,7 @@ fn serve(
     reuseport: bool,
     pin: bool,
     helpers: usize,
+    limits: crate::server::http::Limits,
 ) -> ExitCode {
     let bad = |e: String| {
         eprintln!("Error: {e}");
@@ -288,7 +300,7 @@ fn serve(
             Vec::new()
         },
         helpers: helpers.max(1),
-        limits: Default::default(),
+        limits,
     };
     let r = crate::server::serve(&cfg, &mut |a| {
         use std::io::Write;

@@ -10,9 +10,18 @@
 //! connection back when the op is done; the loop hears of it through a `mio::Waker`.
 //!
 //! **Which ops go to the helpers** (decided once per server from the handler's workload):
-//! every op whose step blocks the calling thread: disk I/O (`fsync`, `file_read`: epoll cannot
-//! make it non-blocking) and CPU-bound work (workloads of kind `Cpu`: `spin`, `hash`,
-//! `primes`, `matmul`, `json`). Ops whose steps return `Wait`/`Sleep` instead of blocking
+//! - disk I/O (`fsync`, `file_read`: epoll cannot make it non-blocking): always, whatever it
+//!   costs, as libuv always sends file-system calls to its pool;
+//! - CPU-bound work (workloads of kind `Cpu`: `spin`, `hash`, `primes`, `matmul`, `json`)
+//!   only when it is expensive: at start the server times the handler's op on a probe task
+//!   (median of 5, [`Handler::measure_op`]); above `--offload-over` (default 100 µs) ops go
+//!   to the helpers, at or below it they run inline on the loop, where the hand-off (a
+//!   channel send, a helper wake-up, a `Waker` write and an extra loop turn: tens of µs)
+//!   would cost more than the op. Node makes the same call by hand: small computations run
+//!   on the JavaScript thread, `crypto.pbkdf2` and friends go to the pool.
+//!   [`Stats::offloaded_ops`] counts the ops that went to a helper.
+//!
+//! Ops whose steps return `Wait`/`Sleep` instead of blocking
 //! (`sleep`, `downstream`) stay on the loop: their fds go into the loop's epoll and their
 //! deadlines into its timer heap. The mixed `request` op also stays on the loop: its parse and
 //! render spins sit inside the same `step` as its downstream exchange, so they cannot be
@@ -28,7 +37,13 @@
 //! loop thread.
 //!
 //! A connection has at most one op in flight; pipelined requests queue behind it and are
-//! answered in order. A connection is never freed while a helper works for it.
+//! answered in order (at most [`MAX_PENDING`] framed, at most [`RBUF_CAP`] bytes unframed;
+//! past that the loop stops reading the connection until its queue drains). A connection is
+//! never freed while a helper works for it.
+//!
+//! **Limits** ([`Limits`]): as in `loop_core`, a sweep closes connections whose request is not
+//! whole `header_timeout` after its first byte (408) or that stayed idle for `idle_timeout`;
+//! past `max_conns` connections a new one is answered 503 and closed.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
@@ -46,6 +61,7 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::server::blocking_conn::{OK_BODY, run_op_blocking};
+use crate::server::guard::{self, ConnClock, Expiry};
 use crate::server::handler::Handler;
 use crate::server::http::{Limits, Parse, Refusal, parse_request, write_response};
 use crate::server::{ArchDef, ServerCtx, Stats};
@@ -79,14 +95,25 @@ enum Placement {
     Helper,
 }
 
-fn placement(ctx: &ServerCtx<'_>) -> Placement {
-    match ctx.cfg.handler.workload {
+/// Framed requests a connection may queue before the loop stops reading it.
+pub const MAX_PENDING: usize = 256;
+/// Unframed bytes a connection may hold before the loop stops reading it.
+pub const RBUF_CAP: usize = 64 * 1024;
+
+fn placement(ctx: &ServerCtx<'_>) -> Result<Placement, String> {
+    Ok(match ctx.cfg.handler.workload {
         None => Placement::Nothing,
-        Some(d) if d.kind == Kind::Cpu || matches!(d.id, "fsync" | "file_read") => {
-            Placement::Helper
+        Some(d) if matches!(d.id, "fsync" | "file_read") => Placement::Helper,
+        Some(d) if d.kind == Kind::Cpu => {
+            let cost = ctx.handler.measure_op(5)?.unwrap_or_default();
+            if cost > ctx.cfg.limits.offload_over {
+                Placement::Helper
+            } else {
+                Placement::Loop
+            }
         }
         Some(_) => Placement::Loop,
-    }
+    })
 }
 
 /// What the loop asks of a helper.
@@ -179,6 +206,10 @@ struct Conn {
     closing: bool,
     /// Stop framing: a request was refused.
     refused: bool,
+    /// The socket may hold more bytes (reading stopped at a cap, not at `WouldBlock`).
+    can_read: bool,
+    /// Header and idle timeouts.
+    clock: ConnClock,
 }
 
 struct Server<'a> {
@@ -195,7 +226,7 @@ struct Server<'a> {
 }
 
 fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
-    let placement = placement(ctx);
+    let placement = placement(ctx)?;
     let poll = Poll::new().map_err(|e| format!("epoll_create: {e}"))?;
     let waker = Arc::new(
         Waker::new(poll.registry(), WAKER).map_err(|e| format!("creating the waker: {e}"))?,
@@ -264,6 +295,8 @@ impl Server<'_> {
         let mut armed: Option<Instant> = None;
         let mut events = Events::with_capacity(1024);
         let mut accepted = 0usize;
+        let sweep_every = guard::sweep_every(&self.limits);
+        let mut next_sweep = Instant::now() + sweep_every;
         loop {
             if let Some(&Reverse((due, _, _))) = self.timers.peek()
                 && armed != Some(due)
@@ -279,7 +312,11 @@ impl Server<'_> {
                     .map_err(|e| format!("timerfd_settime: {e}"))?;
                 armed = Some(due);
             }
-            match self.poll.poll(&mut events, None) {
+            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            match self
+                .poll
+                .poll(&mut events, Some(timeout + Duration::from_millis(1)))
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("epoll_wait: {e}")),
@@ -320,6 +357,32 @@ impl Server<'_> {
                     self.advance(slot);
                 }
             }
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + sweep_every;
+            }
+        }
+    }
+
+    /// Closes connections whose header or idle time ran out (none with an op in progress).
+    fn sweep(&mut self, now: Instant) {
+        let limits = self.limits;
+        for slot in 0..self.conns.len() {
+            let Some(c) = self.conns[slot].as_ref() else {
+                continue;
+            };
+            if c.busy != Busy::Idle || !c.pending.is_empty() {
+                continue;
+            }
+            match c.clock.expired(now, &limits) {
+                None => {}
+                Some(why) => {
+                    if why == Expiry::Header && c.outbuf.is_empty() {
+                        guard::answer_and_close(&c.stream, 408, "request not received in time\n");
+                    }
+                    self.close(slot);
+                }
+            }
         }
     }
 
@@ -343,6 +406,10 @@ impl Server<'_> {
                 Err(e) if super::thread_per_conn::is_transient(&e) => continue,
                 Err(e) => return Err(format!("accept: {e}")),
             };
+            if self.conns.len() - self.free.len() >= self.limits.max_conns {
+                guard::answer_and_close(&stream, 503, "too many connections\n");
+                continue;
+            }
             let _ = stream.set_nodelay(true);
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
@@ -379,6 +446,8 @@ impl Server<'_> {
                 eof: false,
                 closing: false,
                 refused: false,
+                can_read: false,
+                clock: ConnClock::accepted(Instant::now()),
             });
             *accepted += 1;
         }
@@ -390,7 +459,10 @@ impl Server<'_> {
         let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
             return;
         };
-        if readable && !c.eof && !c.closing {
+        if readable {
+            c.can_read = true;
+        }
+        if c.can_read && !c.eof && !c.closing && c.pending.len() < MAX_PENDING {
             read_and_frame(c, &limits);
         }
         self.advance(slot);
@@ -425,45 +497,69 @@ impl Server<'_> {
         let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
             return;
         };
-        while c.busy == Busy::Idle && !c.closing {
-            match c.pending.front() {
-                None => break,
-                Some(Pending::Refused(r)) => {
-                    write_response(&mut c.outbuf, r.status, r.reason.as_bytes(), false);
-                    c.closing = true;
-                    c.pending.clear();
-                    break;
-                }
-                Some(Pending::Request { .. }) => {}
+        let mut alive;
+        loop {
+            // Reading stopped at a cap and the queue has drained since: read on.
+            if c.can_read && !c.eof && !c.closing && c.busy == Busy::Idle && c.pending.is_empty() {
+                read_and_frame(c, &self.limits);
             }
-            match self.placement {
-                Placement::Nothing => answer(c, self.stats),
-                Placement::Helper => {
-                    let h = (c.serial % self.helpers.len() as u64) as usize;
-                    c.task_built = true;
-                    let job = Job::Run {
-                        slot,
-                        serial: c.serial,
-                        conn: c.number,
-                    };
-                    if self.helpers[h].send(job).is_err() {
-                        fail(c, "the helper thread is gone");
-                    } else {
-                        c.busy = Busy::Helper;
+            while c.busy == Busy::Idle && !c.closing {
+                match c.pending.front() {
+                    None => break,
+                    Some(Pending::Refused(r)) => {
+                        write_response(&mut c.outbuf, r.status, r.reason.as_bytes(), false);
+                        c.closing = true;
+                        c.pending.clear();
+                        break;
                     }
+                    Some(Pending::Request { .. }) => {}
                 }
-                Placement::Loop => match step_on_loop(c, self.handler, &self.poll, slot) {
-                    Ok(Some(Step::Done)) | Ok(None) => answer(c, self.stats),
-                    Ok(Some(Step::Sleep { until })) => {
-                        c.busy = Busy::Sleep;
-                        self.timers.push(Reverse((until, slot, c.serial)));
+                match self.placement {
+                    Placement::Nothing => answer(c, self.stats),
+                    Placement::Helper => {
+                        let h = (c.serial % self.helpers.len() as u64) as usize;
+                        c.task_built = true;
+                        let job = Job::Run {
+                            slot,
+                            serial: c.serial,
+                            conn: c.number,
+                        };
+                        if self.helpers[h].send(job).is_err() {
+                            fail(c, "the helper thread is gone");
+                        } else {
+                            c.busy = Busy::Helper;
+                            self.stats.offloaded();
+                        }
                     }
-                    Ok(Some(Step::Wait { .. })) => c.busy = Busy::Wait,
-                    Err(e) => fail(c, &e),
-                },
+                    Placement::Loop => match step_on_loop(c, self.handler, &self.poll, slot) {
+                        Ok(Some(Step::Done)) | Ok(None) => answer(c, self.stats),
+                        Ok(Some(Step::Sleep { until })) => {
+                            c.busy = Busy::Sleep;
+                            self.timers.push(Reverse((until, slot, c.serial)));
+                        }
+                        Ok(Some(Step::Wait { .. })) => c.busy = Busy::Wait,
+                        Err(e) => fail(c, &e),
+                    },
+                }
+            }
+            let before = c.outbuf.len() - c.written;
+            alive = flush(c);
+            if c.outbuf.len() - c.written != before {
+                c.clock.last_active = Instant::now();
+            }
+            // Reading stopped at a cap with more bytes waiting (no edge will come for them):
+            // go on while the queue is drained and the client takes its responses.
+            let more = alive
+                && c.can_read
+                && !c.eof
+                && !c.closing
+                && c.busy == Busy::Idle
+                && c.pending.is_empty()
+                && c.outbuf.len() < RBUF_CAP;
+            if !more {
+                break;
             }
         }
-        let alive = flush(c);
         let done = c.outbuf.is_empty()
             && (c.closing || (c.eof && c.pending.is_empty() && c.busy == Busy::Idle));
         if (!alive || done) && c.busy != Busy::Helper {
@@ -496,27 +592,47 @@ impl Server<'_> {
     }
 }
 
-/// Reads until the socket would block (edge-triggered), then frames every whole request.
+/// What one [`read_and_frame_into`] saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReadOutcome {
+    /// The client finished sending.
+    pub eof: bool,
+    /// The socket failed.
+    pub dead: bool,
+    /// Reading stopped at [`RBUF_CAP`], not at `WouldBlock`: the socket may hold more.
+    pub more: bool,
+    /// Bytes read.
+    pub bytes: usize,
+}
+
+/// Reads until the socket would block (edge-triggered) or the buffer holds [`RBUF_CAP`]
+/// unframed bytes, then frames every whole request.
 pub(crate) fn read_and_frame_into(
     stream: &mut TcpStream,
     inbuf: &mut Vec<u8>,
     limits: &Limits,
     mut push: impl FnMut(Parse) -> bool,
-) -> (bool, bool) {
-    let mut eof = false;
-    let mut dead = false;
+) -> ReadOutcome {
+    let mut out = ReadOutcome::default();
     let mut chunk = [0u8; 16 * 1024];
     loop {
+        if inbuf.len() >= RBUF_CAP.max(limits.max_head + 1) {
+            out.more = true;
+            break;
+        }
         match stream.read(&mut chunk) {
             Ok(0) => {
-                eof = true;
+                out.eof = true;
                 break;
             }
-            Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                inbuf.extend_from_slice(&chunk[..n]);
+                out.bytes += n;
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(_) => {
-                dead = true;
+                out.dead = true;
                 break;
             }
         }
@@ -535,7 +651,7 @@ pub(crate) fn read_and_frame_into(
         }
     }
     inbuf.drain(..start);
-    (eof, dead)
+    out
 }
 
 fn read_and_frame(c: &mut Conn, limits: &Limits) {
@@ -544,7 +660,7 @@ fn read_and_frame(c: &mut Conn, limits: &Limits) {
     if *refused {
         c.inbuf.clear();
     }
-    let (eof, dead) = read_and_frame_into(&mut c.stream, &mut c.inbuf, limits, |p| {
+    let got = read_and_frame_into(&mut c.stream, &mut c.inbuf, limits, |p| {
         if *refused {
             return false;
         }
@@ -563,6 +679,13 @@ fn read_and_frame(c: &mut Conn, limits: &Limits) {
     if *refused {
         c.inbuf.clear();
     }
+    c.can_read = got.more;
+    let now = Instant::now();
+    if got.bytes > 0 {
+        c.clock.last_active = now;
+    }
+    c.clock.framed(!c.inbuf.is_empty(), now);
+    let (eof, dead) = (got.eof, got.dead);
     c.eof |= eof || dead;
     if dead {
         c.pending.clear();
