@@ -237,15 +237,26 @@ pub(crate) mod testkit {
 
     /// Forks a server for `arch` with `handler` and `helpers`, and waits for its address.
     pub fn start(arch: &str, handler: &str, helpers: usize) -> Server {
+        start_with(arch, handler, helpers, 2, Limits::default())
+    }
+
+    /// As [`start`], with `workers` and `limits`.
+    pub fn start_with(
+        arch: &str,
+        handler: &str,
+        helpers: usize,
+        workers: usize,
+        limits: Limits,
+    ) -> Server {
         let cfg = ServeConfig {
             arch: find_arch(arch).unwrap(),
-            workers: 2,
+            workers,
             addr: "127.0.0.1:0".parse().unwrap(),
             handler: HandlerSpec::parse(handler).unwrap(),
             reuseport: false,
             cores: Vec::new(),
             helpers,
-            limits: Limits::default(),
+            limits,
         };
         let stats = Stats::new(cfg.workers).unwrap();
         let (reader, writer) = std::io::pipe().unwrap();

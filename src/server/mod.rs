@@ -14,7 +14,11 @@ pub mod blocking_conn;
 pub mod guard;
 pub mod handler;
 pub mod http;
+#[cfg(test)]
+mod http_props;
 pub mod loop_core;
+#[cfg(test)]
+mod robust_tests;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
