@@ -11,6 +11,7 @@
 
 pub mod arch;
 pub mod blocking_conn;
+pub mod conn_io;
 pub mod guard;
 pub mod handler;
 pub mod http;

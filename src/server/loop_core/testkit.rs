@@ -281,7 +281,14 @@ pub fn multiplexes(srv: &Server, conns: usize, rounds: usize, delay: Duration) {
 
 /// Opens `n` connections at once and gets one response on each (the 10k check).
 pub fn hold(addr: SocketAddr, n: usize) {
-    crate::server::raise_nofile(n as u64 + 1000).unwrap();
+    let want = n as u64 + 1000;
+    let got = crate::server::raise_nofile(want).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        got >= want,
+        "{n} connections need RLIMIT_NOFILE >= {want} in the client and the server, but the \
+         hard limit allows only {got}: raise it (`ulimit -n {want}` as root, or LimitNOFILE= \
+         in the service/container settings) and run again"
+    );
     let mut socks = Vec::with_capacity(n);
     for i in 0..n {
         let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));

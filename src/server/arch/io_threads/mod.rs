@@ -40,7 +40,7 @@ use crossbeam::channel::{Receiver, Sender, unbounded};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use super::loop_helpers::{MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into};
+use crate::server::conn_io::{MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into};
 use crate::server::guard::{self, Expiry};
 use crate::server::http::{Limits, Parse, Refusal};
 use crate::server::{ArchDef, ServerCtx};
@@ -495,6 +495,8 @@ impl Main<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use crate::server::blocking_conn::testkit::*;
 
     crate::server::blocking_conn::shared_arch_tests!("io-threads", 2);
@@ -505,5 +507,25 @@ mod tests {
         basic_behaviour(s.addr);
         concurrent(s.addr, 20, 5);
         stop(s);
+    }
+    /// N connections each send one request whose op sleeps: the main thread must park each
+    /// sleep in its timer heap and take the next, so all N ops are in flight at once (the
+    /// server's own count, not a timing). A blocking sleep would keep it at 1.
+    #[test]
+    fn sleeping_ops_do_not_serialize_the_main_thread() {
+        for (handler, n) in [("sleep:delay=300ms", 8usize), ("downstream:delay=300ms", 6)] {
+            let s = start("io-threads", handler, 2);
+            let mut socks: Vec<_> = (0..n).map(|_| connect(s.addr)).collect();
+            for c in socks.iter_mut() {
+                c.write_all(GET).unwrap();
+            }
+            for c in socks.iter_mut() {
+                let mut buf = Vec::new();
+                assert_eq!(read_responses(c, &mut buf, 1)[0].status, 200);
+            }
+            assert_eq!(s.stats.requests().iter().sum::<u64>(), n as u64);
+            assert_eq!(s.stats.max_in_flight(), n as u64, "{handler}");
+            stop(s);
+        }
     }
 }

@@ -48,7 +48,7 @@
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,9 +61,10 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::server::blocking_conn::{OK_BODY, run_op_blocking};
+use crate::server::conn_io::{MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into};
 use crate::server::guard::{self, ConnClock, Expiry};
 use crate::server::handler::Handler;
-use crate::server::http::{Limits, Parse, Refusal, parse_request, write_response};
+use crate::server::http::{Limits, Parse, Refusal, write_response};
 use crate::server::{ArchDef, ServerCtx, Stats};
 use crate::workload::{Kind, Mode, Step, Task};
 
@@ -94,11 +95,6 @@ enum Placement {
     /// Run on a helper thread.
     Helper,
 }
-
-/// Framed requests a connection may queue before the loop stops reading it.
-pub const MAX_PENDING: usize = 256;
-/// Unframed bytes a connection may hold before the loop stops reading it.
-pub const RBUF_CAP: usize = 64 * 1024;
 
 fn placement(ctx: &ServerCtx<'_>) -> Result<Placement, String> {
     Ok(match ctx.cfg.handler.workload {
@@ -592,68 +588,6 @@ impl Server<'_> {
     }
 }
 
-/// What one [`read_and_frame_into`] saw.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ReadOutcome {
-    /// The client finished sending.
-    pub eof: bool,
-    /// The socket failed.
-    pub dead: bool,
-    /// Reading stopped at [`RBUF_CAP`], not at `WouldBlock`: the socket may hold more.
-    pub more: bool,
-    /// Bytes read.
-    pub bytes: usize,
-}
-
-/// Reads until the socket would block (edge-triggered) or the buffer holds [`RBUF_CAP`]
-/// unframed bytes, then frames every whole request.
-pub(crate) fn read_and_frame_into(
-    stream: &mut TcpStream,
-    inbuf: &mut Vec<u8>,
-    limits: &Limits,
-    mut push: impl FnMut(Parse) -> bool,
-) -> ReadOutcome {
-    let mut out = ReadOutcome::default();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if inbuf.len() >= RBUF_CAP.max(limits.max_head + 1) {
-            out.more = true;
-            break;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                out.eof = true;
-                break;
-            }
-            Ok(n) => {
-                inbuf.extend_from_slice(&chunk[..n]);
-                out.bytes += n;
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(_) => {
-                out.dead = true;
-                break;
-            }
-        }
-    }
-    let mut start = 0;
-    loop {
-        let p = parse_request(&inbuf[start..], limits);
-        match &p {
-            Parse::Partial => break,
-            Parse::Complete(r) => start += r.consumed,
-            Parse::Refused(_) => start = inbuf.len(),
-        }
-        if !push(p) {
-            start = inbuf.len();
-            break;
-        }
-    }
-    inbuf.drain(..start);
-    out
-}
-
 fn read_and_frame(c: &mut Conn, limits: &Limits) {
     let refused = &mut c.refused;
     let pending = &mut c.pending;
@@ -744,66 +678,9 @@ fn fail(c: &mut Conn, why: &str) {
     c.pending.clear();
 }
 
-/// Writes what the socket takes; false when the connection is broken.
-pub(crate) fn flush_into(stream: &mut TcpStream, out: &mut Vec<u8>, written: &mut usize) -> bool {
-    while *written < out.len() {
-        match stream.write(&out[*written..]) {
-            Ok(0) => return false,
-            Ok(n) => *written += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // The WRITABLE edge brings us back.
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
-        }
-    }
-    out.clear();
-    *written = 0;
-    true
-}
-
 fn flush(c: &mut Conn) -> bool {
     flush_into(&mut c.stream, &mut c.outbuf, &mut c.written)
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::server::blocking_conn::testkit::*;
-
-    crate::server::blocking_conn::shared_arch_tests!("loop-helpers", 2);
-
-    #[test]
-    fn loop_keeps_serving_while_a_helper_runs_a_long_op() {
-        use std::io::{ErrorKind, Read, Write};
-        let s = start("loop-helpers", "spin:op_time=1s", 1);
-        // A's op occupies the only helper for a second...
-        let mut a = connect(s.addr);
-        a.write_all(GET).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        // ...while the loop still accepts, frames and answers B (its request is refused on
-        // the loop, no op needed).
-        let mut b = connect(s.addr);
-        b.write_all(b"NOT HTTP\r\n\r\n").unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(read_responses(&mut b, &mut buf, 1)[0].status, 400);
-        // B was answered before A's op ended.
-        a.set_nonblocking(true).unwrap();
-        let mut one = [0u8; 1];
-        let early = a.read(&mut one);
-        assert!(
-            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
-            "A answered before B: {early:?}"
-        );
-        a.set_nonblocking(false).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(read_responses(&mut a, &mut buf, 1)[0].status, 200);
-        stop(s);
-    }
-
-    #[test]
-    fn helpers_serve_pipelined_requests_in_order() {
-        let s = start("loop-helpers", "spin:op_time=20us", 2);
-        basic_behaviour(s.addr);
-        concurrent(s.addr, 20, 5);
-        stop(s);
-    }
-}
+mod tests;
