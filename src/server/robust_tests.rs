@@ -187,6 +187,10 @@ pub fn misbehaving_clients(arch: &str, helpers: usize) {
         b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n",
         413,
     );
+    // The same with the body actually sent: the 413 must survive the unread body.
+    let mut with_body = b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    with_body.extend_from_slice(&[b'x'; 5000]);
+    refused(srv.addr, &with_body, 413);
     trickle(srv.addr);
     idle(srv.addr);
     vanish(srv.addr);

@@ -459,6 +459,12 @@ impl Loop<'_> {
         // Finished: nothing left to answer (framing stopped at a partial request or a
         // refusal) and everything written.
         if (c.closing || c.eof) && c.op == Op::Idle && c.wpos == c.wbuf.len() {
+            if !c.eof {
+                // We end it (a refusal, `Connection: close`): a FIN after the response, and
+                // what the client still sent is discarded, so the close is no RST that could
+                // destroy the response (a refused body may still be arriving).
+                super::shut_and_drain(&c.sock);
+            }
             self.close(s);
         }
     }
