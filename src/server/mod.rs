@@ -8,6 +8,14 @@
 //! the HTTP framing (`http`), the handler (`handler`), the listener helpers and the per-worker
 //! request counters ([`Stats`], in `MAP_SHARED` memory so a parent that forked the server reads
 //! the balance across workers). A server runs until it is killed; its workers die with it.
+//!
+//! Every architecture enforces the same [`http::Limits`] (`serve` flags, `guard::LimitArgs`):
+//! malformed requests get 400, oversized heads 431, bodies over the limit 413, each followed
+//! by a close; a request not whole `header_timeout` after its first byte gets 408 and a
+//! close (slow clients that trickle bytes); idle keep-alive connections close after
+//! `idle_timeout`; past `max_conns` a new connection is answered 503 and closed; each
+//! connection's buffered input and output are capped. `robust_tests` checks all of it on
+//! every architecture while a well-behaved client is served throughout.
 
 pub mod arch;
 pub mod blocking_conn;
