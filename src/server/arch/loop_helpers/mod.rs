@@ -46,8 +46,7 @@
 //! past `max_conns` connections a new one is answered 503 and closed.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
@@ -60,13 +59,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-use crate::server::blocking_conn::{OK_BODY, run_op_blocking};
-use crate::server::conn_io::{MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into};
+use crate::server::conn_io::{MAX_PENDING, RBUF_CAP};
 use crate::server::guard::{self, ConnClock, Expiry};
 use crate::server::handler::Handler;
-use crate::server::http::{Limits, Parse, Refusal, write_response};
+use crate::server::http::{Limits, Refusal, write_response};
 use crate::server::{ArchDef, ServerCtx, Stats};
-use crate::workload::{Kind, Mode, Step, Task};
+use crate::workload::{Kind, Step, Task};
 
 /// Registry entry.
 pub const ARCH: ArchDef = ArchDef {
@@ -112,56 +110,12 @@ fn placement(ctx: &ServerCtx<'_>) -> Result<Placement, String> {
     })
 }
 
-/// What the loop asks of a helper.
-enum Job {
-    /// Run one op of connection `serial` (building its task on first use).
-    Run {
-        slot: usize,
-        serial: u64,
-        conn: usize,
-    },
-    /// The connection closed: drop its task.
-    Forget { serial: u64 },
-}
+mod conn;
+mod helper;
 
-/// A helper's answer: the op of `serial` ended (Err: the handler failed).
-struct Finished {
-    slot: usize,
-    serial: u64,
-    result: Result<(), String>,
-}
+use conn::{answer, fail, flush, read_and_frame, step_on_loop};
 
-fn helper(handler: &Handler, jobs: Receiver<Job>, done: Sender<Finished>, waker: &Waker) {
-    let mut tasks: HashMap<u64, Option<Box<dyn Task>>> = HashMap::new();
-    for job in jobs {
-        match job {
-            Job::Run { slot, serial, conn } => {
-                let result = match tasks.entry(serial) {
-                    Entry::Occupied(e) => Ok(e.into_mut()),
-                    Entry::Vacant(v) => handler.task(conn, Mode::Blocking).map(|t| v.insert(t)),
-                }
-                .and_then(|t| match t {
-                    Some(t) => run_op_blocking(t.as_mut()),
-                    None => Ok(()),
-                });
-                if done
-                    .send(Finished {
-                        slot,
-                        serial,
-                        result,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-                let _ = waker.wake();
-            }
-            Job::Forget { serial } => {
-                tasks.remove(&serial);
-            }
-        }
-    }
-}
+use helper::{Finished, Job, helper};
 
 /// What a queued request needs.
 enum Pending {
@@ -586,100 +540,6 @@ impl Server<'_> {
         drop(c);
         self.free.push(slot);
     }
-}
-
-fn read_and_frame(c: &mut Conn, limits: &Limits) {
-    let refused = &mut c.refused;
-    let pending = &mut c.pending;
-    if *refused {
-        c.inbuf.clear();
-    }
-    let got = read_and_frame_into(&mut c.stream, &mut c.inbuf, limits, |p| {
-        if *refused {
-            return false;
-        }
-        match p {
-            Parse::Complete(r) => pending.push_back(Pending::Request {
-                keep_alive: r.keep_alive,
-            }),
-            Parse::Refused(r) => {
-                pending.push_back(Pending::Refused(r));
-                *refused = true;
-            }
-            Parse::Partial => {}
-        }
-        !*refused
-    });
-    if *refused {
-        c.inbuf.clear();
-    }
-    c.can_read = got.more;
-    let now = Instant::now();
-    if got.bytes > 0 {
-        c.clock.last_active = now;
-    }
-    c.clock.framed(!c.inbuf.is_empty(), now);
-    let (eof, dead) = (got.eof, got.dead);
-    c.eof |= eof || dead;
-    if dead {
-        c.pending.clear();
-        c.closing = true;
-    }
-}
-
-/// Steps the connection's loop-side task once (building it on first use). `None`: no task.
-fn step_on_loop(
-    c: &mut Conn,
-    handler: &Handler,
-    poll: &Poll,
-    slot: usize,
-) -> Result<Option<Step>, String> {
-    if !c.task_built {
-        c.task_built = true;
-        c.task = handler.task(c.number, Mode::NonBlocking)?;
-    }
-    let Some(task) = c.task.as_mut() else {
-        return Ok(None);
-    };
-    let step = task.step().map_err(|e| e.to_string())?;
-    if let Step::Wait { fd, .. } = step
-        && !c.task_fds.contains(&fd)
-    {
-        poll.registry()
-            .register(
-                &mut SourceFd(&fd),
-                Token(sock_token(slot).0 + 1),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| format!("epoll_ctl(ADD, fd {fd}): {e}"))?;
-        c.task_fds.push(fd);
-    }
-    Ok(Some(step))
-}
-
-/// The front request's op finished: queue its 200.
-fn answer(c: &mut Conn, stats: &Stats) {
-    let keep_alive = match c.pending.pop_front() {
-        Some(Pending::Request { keep_alive }) => keep_alive,
-        _ => false,
-    };
-    write_response(&mut c.outbuf, 200, OK_BODY, keep_alive);
-    stats.request(0);
-    if !keep_alive {
-        c.closing = true;
-        c.pending.clear();
-    }
-}
-
-/// The handler failed: answer 500 and close.
-fn fail(c: &mut Conn, why: &str) {
-    write_response(&mut c.outbuf, 500, why.as_bytes(), false);
-    c.closing = true;
-    c.pending.clear();
-}
-
-fn flush(c: &mut Conn) -> bool {
-    flush_into(&mut c.stream, &mut c.outbuf, &mut c.written)
 }
 
 #[cfg(test)]
