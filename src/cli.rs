@@ -118,6 +118,9 @@ enum Command {
         /// Helper threads (loop-helpers) or I/O threads (io-threads).
         #[arg(long, default_value_t = 2)]
         helpers: usize,
+        /// Limits and timeouts.
+        #[command(flatten)]
+        limits: crate::server::guard::LimitArgs,
     },
 }
 
@@ -232,7 +235,14 @@ pub fn main() -> ExitCode {
             reuseport,
             pin,
             helpers,
-        } => serve(arch, workers, addr, handler, reuseport, pin, helpers),
+            limits,
+        } => match limits.limits() {
+            Ok(l) => serve(arch, workers, addr, handler, reuseport, pin, helpers, l),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Load(args) => crate::load::main(args),
         Command::Compare(args) => crate::compare::main(args),
         Command::Export(args) => crate::report::export::main(args),
@@ -281,6 +291,7 @@ fn claims(files: &[PathBuf], markdown: bool, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     arch: String,
     workers: usize,
@@ -289,6 +300,7 @@ fn serve(
     reuseport: bool,
     pin: bool,
     helpers: usize,
+    limits: crate::server::http::Limits,
 ) -> ExitCode {
     let bad = |e: String| {
         eprintln!("Error: {e}");
@@ -326,7 +338,7 @@ fn serve(
             Vec::new()
         },
         helpers: helpers.max(1),
-        limits: Default::default(),
+        limits,
     };
     crate::stop::serve(&cfg)
 }

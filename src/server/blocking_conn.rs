@@ -8,8 +8,11 @@
 //! with a task built in [`Mode::Blocking`] (stepped until `Done`: `Sleep` sleeps, `Wait` polls
 //! the one fd), append each response, and send the whole batch with one `write_all`. The
 //! connection closes on `Connection: close`, on a refused request (after its status is written),
-//! on EOF, on a handler error (after a 500) and when the client stays silent for
-//! [`IDLE_TIMEOUT`], so a vanished client cannot hold a thread or process forever.
+//! on EOF, on a handler error (after a 500), when a request is not whole `header_timeout` after
+//! its first byte (after a 408: the socket's read timeout is set to what is left of that
+//! time before every read, so a client trickling bytes cannot extend it), and when the
+//! client stays silent between requests, or leaves our responses unread, for `idle_timeout`
+//! ([`Limits`]). So neither a vanished nor a slow client can hold a thread or process forever.
 //!
 //! The task is created lazily on the first request, inside the thread or process that serves
 //! the connection, so a connection that sends nothing costs no downstream connection or file.
@@ -19,12 +22,10 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::Stats;
+use super::guard::{ConnClock, Expiry};
 use super::handler::Handler;
 use super::http::{Limits, Parse, parse_request, write_response};
 use crate::workload::{Mode, Step, Task, wait_fd};
-
-/// How long a connection may stay silent (or refuse to read our responses) before we close it.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Body of every successful response.
 pub const OK_BODY: &[u8] = b"ok\n";
@@ -59,7 +60,7 @@ pub fn close_gracefully(stream: &TcpStream) {
 }
 
 /// Serves one connection until the client closes it, asks to close, sends something refused,
-/// or stays silent for [`IDLE_TIMEOUT`]. `worker` picks the [`Stats`] slot; `conn` numbers
+/// or runs out of time ([`Limits`]). `worker` picks the [`Stats`] slot; `conn` numbers
 /// the connection for the handler's task (seed, file names). Never panics on client errors.
 pub fn serve_connection(
     mut stream: TcpStream,
@@ -70,8 +71,9 @@ pub fn serve_connection(
     limits: &Limits,
 ) {
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(limits.idle_timeout));
+    let mut clock = ConnClock::accepted(Instant::now());
+    let mut timeout_set: Option<Duration> = None;
     let mut task: Option<Box<dyn Task>> = None;
     let mut task_built = false;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -119,6 +121,7 @@ pub fn serve_connection(
             }
         }
         buf.drain(..start);
+        clock.framed(!buf.is_empty(), Instant::now());
         if !out.is_empty() {
             if stream.write_all(&out).is_err() {
                 return;
@@ -129,13 +132,46 @@ pub fn serve_connection(
             close_gracefully(&stream);
             return;
         }
+        // Block at most until this connection's deadline (header or idle).
+        let now = Instant::now();
+        let left = clock.deadline(limits).saturating_duration_since(now);
+        if left.is_zero() {
+            expire(&mut stream, &clock, limits);
+            return;
+        }
+        // Re-armed only when the timeout in force would overshoot the deadline by more than
+        // an eighth, or is under half of it: a steady keep-alive costs no setsockopt per request.
+        if timeout_set.is_none_or(|t| t > left + left / 8 || t < left / 2) {
+            let _ = stream.set_read_timeout(Some(left));
+            timeout_set = Some(left);
+        }
         match stream.read(&mut chunk) {
             Ok(0) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                clock.last_active = Instant::now();
+                clock.framed(true, clock.last_active);
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // Timeout (WouldBlock/TimedOut), reset, anything else: the connection is over.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if clock.expired(Instant::now(), limits).is_some() {
+                    expire(&mut stream, &clock, limits);
+                    return;
+                }
+            }
+            // Reset, anything else: the connection is over.
             Err(_) => return,
         }
+    }
+}
+
+/// The connection ran out of time: a request that did not arrive whole gets 408; an idle
+/// one is just closed.
+fn expire(stream: &mut TcpStream, clock: &ConnClock, limits: &Limits) {
+    if clock.expired(Instant::now(), limits) == Some(Expiry::Header) {
+        crate::server::guard::answer_and_close(stream, 408, "request not received in time\n");
+    } else {
+        close_gracefully(stream);
     }
 }
 
@@ -201,15 +237,26 @@ pub(crate) mod testkit {
 
     /// Forks a server for `arch` with `handler` and `helpers`, and waits for its address.
     pub fn start(arch: &str, handler: &str, helpers: usize) -> Server {
+        start_with(arch, handler, helpers, 2, Limits::default())
+    }
+
+    /// As [`start`], with `workers` and `limits`.
+    pub fn start_with(
+        arch: &str,
+        handler: &str,
+        helpers: usize,
+        workers: usize,
+        limits: Limits,
+    ) -> Server {
         let cfg = ServeConfig {
             arch: find_arch(arch).unwrap(),
-            workers: 2,
+            workers,
             addr: "127.0.0.1:0".parse().unwrap(),
             handler: HandlerSpec::parse(handler).unwrap(),
             reuseport: false,
             cores: Vec::new(),
             helpers,
-            limits: Limits::default(),
+            limits,
         };
         let stats = Stats::new(cfg.workers).unwrap();
         let (reader, writer) = std::io::pipe().unwrap();

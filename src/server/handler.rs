@@ -104,6 +104,33 @@ impl Handler {
         }
     }
 
+    /// What one op costs on this thread, run to completion with blocking calls on a probe
+    /// task: the first op's time when it is over 10 ms (long ops are not sensitive to warm
+    /// caches, and timing more would delay the start), else the median of `ops` more after
+    /// it. loop-helpers uses it to decide whether a CPU op is cheap enough to run inline on
+    /// its loop. None for `none`.
+    pub fn measure_op(&self, ops: usize) -> Result<Option<std::time::Duration>, String> {
+        use crate::server::blocking_conn::run_op_blocking;
+        use std::time::{Duration, Instant};
+        let Some(mut task) = self.task(usize::MAX >> 1, Mode::Blocking)? else {
+            return Ok(None);
+        };
+        let t0 = Instant::now();
+        run_op_blocking(task.as_mut())?;
+        let first = t0.elapsed();
+        if first > Duration::from_millis(10) {
+            return Ok(Some(first));
+        }
+        let mut times: Vec<Duration> = (0..ops.max(1))
+            .map(|_| {
+                let t0 = Instant::now();
+                run_op_blocking(task.as_mut()).map(|()| t0.elapsed())
+            })
+            .collect::<Result<_, _>>()?;
+        times.sort();
+        Ok(Some(times[times.len() / 2]))
+    }
+
     /// Processes the handler started (a downstream server).
     pub fn helper_pids(&self) -> Vec<i32> {
         self.workload

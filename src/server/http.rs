@@ -2,15 +2,32 @@
 //! requests, small bodies), bounded by limits, and fixed responses. Not a general HTTP
 //! implementation: enough to serve benchmark requests correctly and to refuse the rest clearly.
 
-/// Bounds on what a request may hold.
+use std::time::Duration;
+
+/// Bounds on what a request may hold, how long a client may take, and how many clients a
+/// server takes at once. Every architecture enforces all of them (see `server` module docs).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest request head (request line + headers), bytes.
+    /// Largest request head (request line + headers), bytes: past it, 431 and close.
     pub max_head: usize,
-    /// Most headers.
+    /// Most headers: past it, 431 and close.
     pub max_headers: usize,
-    /// Largest body (Content-Length), bytes.
+    /// Largest body (Content-Length), bytes: past it, 413 and close.
     pub max_body: usize,
+    /// A request (head and body) must have fully arrived this long after its first byte (for
+    /// a new connection: after the accept); otherwise 408 and close. Stops clients that
+    /// trickle bytes from holding a connection (slowloris).
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request in progress, or one whose client stopped
+    /// reading our responses, is closed after this long without traffic.
+    pub idle_timeout: Duration,
+    /// Most connections served at once (per loop for the loop architectures; live threads for
+    /// thread-per-conn, live processes for process-per-conn). A connection past the cap is
+    /// accepted, answered 503 and closed, so the client learns at once instead of timing out.
+    pub max_conns: usize,
+    /// loop-helpers: a CPU-kind op whose measured cost is above this runs on a helper; a
+    /// cheaper one runs inline on the loop (blocking disk ops always go to a helper).
+    pub offload_over: Duration,
 }
 
 impl Default for Limits {
@@ -19,6 +36,10 @@ impl Default for Limits {
             max_head: 8 * 1024,
             max_headers: 64,
             max_body: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_conns: 20_000,
+            offload_over: Duration::from_micros(100),
         }
     }
 }

@@ -8,12 +8,26 @@
 //! the HTTP framing (`http`), the handler (`handler`), the listener helpers and the per-worker
 //! request counters ([`Stats`], in `MAP_SHARED` memory so a parent that forked the server reads
 //! the balance across workers). A server runs until it is killed; its workers die with it.
+//!
+//! Every architecture enforces the same [`http::Limits`] (`serve` flags, `guard::LimitArgs`):
+//! malformed requests get 400, oversized heads 431, bodies over the limit 413, each followed
+//! by a close; a request not whole `header_timeout` after its first byte gets 408 and a
+//! close (slow clients that trickle bytes); idle keep-alive connections close after
+//! `idle_timeout`; past `max_conns` a new connection is answered 503 and closed; each
+//! connection's buffered input and output are capped. `robust_tests` checks all of it on
+//! every architecture while a well-behaved client is served throughout.
 
 pub mod arch;
 pub mod blocking_conn;
+pub mod conn_io;
+pub mod guard;
 pub mod handler;
 pub mod http;
+#[cfg(test)]
+mod http_props;
 pub mod loop_core;
+#[cfg(test)]
+mod robust_tests;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +94,10 @@ pub struct ServeConfig {
     pub limits: Limits,
 }
 
-/// Per-worker request and connection counts, shared with whoever forked the server.
+/// Per-worker request and connection counts, shared with whoever forked the server, and two
+/// server-wide figures: ops handed to helper threads (loop-helpers) and the most handler ops
+/// in progress at once (io-threads, loop-helpers), which tests read to see where ops ran and
+/// whether they overlapped without relying on timing.
 pub struct Stats {
     slots: SharedSlice<CachePadded<AtomicU64>>,
     workers: usize,
@@ -91,7 +108,7 @@ impl Stats {
     pub fn new(workers: usize) -> std::io::Result<Stats> {
         let workers = workers.max(1);
         Ok(Stats {
-            slots: SharedSlice::new(workers * 2)?,
+            slots: SharedSlice::new(workers * 2 + EXTRA_SLOTS)?,
             workers,
         })
     }
@@ -113,6 +130,28 @@ impl Stats {
         self.slots[(w % self.workers) * 2 + 1].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one op handed to a helper thread.
+    #[inline]
+    pub fn offloaded(&self) {
+        self.slots[self.workers * 2].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that `n` handler ops are in progress at once (keeps the maximum).
+    #[inline]
+    pub fn in_flight(&self, n: usize) {
+        self.slots[self.workers * 2 + 1].fetch_max(n as u64, Ordering::Relaxed);
+    }
+
+    /// Ops handed to helper threads so far.
+    pub fn offloaded_ops(&self) -> u64 {
+        self.slots[self.workers * 2].load(Ordering::Relaxed)
+    }
+
+    /// The most handler ops that were in progress at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.slots[self.workers * 2 + 1].load(Ordering::Relaxed)
+    }
+
     /// Requests answered per worker.
     pub fn requests(&self) -> Vec<u64> {
         (0..self.workers)
@@ -127,6 +166,9 @@ impl Stats {
             .collect()
     }
 }
+
+/// Server-wide slots after the per-worker ones: offloaded ops, max in flight.
+const EXTRA_SLOTS: usize = 2;
 
 /// What an architecture's `run` gets.
 pub struct ServerCtx<'a> {
@@ -173,16 +215,17 @@ pub fn bind_listener(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpLi
     Ok(TcpListener::from(fd))
 }
 
-/// Shuts our side of a non-blocking socket, then discards (boundedly) what the client still
-/// sent, so unread data does not turn the close into a RST that could destroy the response we
-/// just wrote. The socket is closed when its owner drops it.
+/// Shuts our side of a socket, then discards (boundedly, never blocking whatever the socket's
+/// mode) what the client still sent, so unread data does not turn the close into a RST that
+/// could destroy the response we just wrote. The socket is closed when its owner drops it.
 pub fn shut_and_drain(socket: &impl std::os::fd::AsFd) {
+    use nix::sys::socket::{MsgFlags, Shutdown, recv, shutdown};
     use std::os::fd::AsRawFd;
-    let fd = socket.as_fd();
-    let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    let fd = socket.as_fd().as_raw_fd();
+    let _ = shutdown(fd, Shutdown::Write);
     let mut sink = [0u8; 4096];
     for _ in 0..16 {
-        match nix::unistd::read(fd, &mut sink) {
+        match recv(fd, &mut sink, MsgFlags::MSG_DONTWAIT) {
             Ok(n) if n > 0 => continue,
             _ => break,
         }

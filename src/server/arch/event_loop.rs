@@ -63,7 +63,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "opens 10,000 connections: run by hand"]
     fn holds_10k_connections() {
         let srv = start("event-loop", 1, "none", false);
         hold(srv.addr, 10_000);

@@ -14,7 +14,9 @@
 //! (`waitid(WNOWAIT)`) and reaps those through their `Child`, so a finished connection leaves
 //! a zombie for at most that long and the cost does not grow with the live connections. `--workers` is not used (only to size
 //! the request counters, slot `connection % workers`; children count into the shared map).
-//! A failed fork (EAGAIN, ENOMEM) is answered `503` and closed, and accepting goes on.
+//! A failed fork (EAGAIN, ENOMEM) is answered `503` and closed, and accepting goes on; so is
+//! a connection accepted while `--max-conns` connection processes live (PostgreSQL's
+//! `max_connections`: "sorry, too many clients already").
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -62,6 +64,13 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => return Err(format!("accept: {e}")),
             };
+            if children.len() >= limits.max_conns {
+                reap(&mut children);
+            }
+            if children.len() >= limits.max_conns {
+                crate::server::guard::answer_and_close(&stream, 503, "too many connections\n");
+                continue;
+            }
             let id = conn;
             conn += 1;
             let _ = stream.set_nodelay(true);

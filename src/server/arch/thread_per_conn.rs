@@ -5,14 +5,20 @@
 //! The listener is switched to blocking and one acceptor thread loops on `accept`; every
 //! accepted connection gets `TCP_NODELAY` and a new scoped thread that runs
 //! [`serve_connection`]: blocking reads, the handler op run with blocking calls, blocking
-//! writes. The kernel's scheduler is the only multiplexer. There is no cap on live threads
-//! (`--workers` is not used; it only sizes the request counters, which are kept per
-//! `connection % workers`): the point of the model is one thread per client, whatever the
-//! count. When the kernel refuses a new thread (EAGAIN: thread or memory limits) the
-//! connection is answered `503 Service Unavailable` and closed, and accepting goes on.
+//! writes. The kernel's scheduler is the only multiplexer (`--workers` is not used; it only
+//! sizes the request counters, which are kept per `connection % workers`).
+//!
+//! **Thread cap.** At most `--max-conns` connection threads live at once (SQL Server's
+//! `max worker threads`, MySQL's `max_connections`). A connection accepted past the cap is
+//! answered `503 Service Unavailable` and closed at once, as MySQL answers "Too many
+//! connections", rather than left waiting in the accept backlog, where the client could not
+//! tell a full server from a hung one and its connect would succeed (the kernel completes the
+//! handshake) without anything being served. When the kernel refuses a new thread (EAGAIN:
+//! thread or memory limits) the connection gets the same 503, and accepting goes on.
 //! Running out of descriptors on `accept` (EMFILE/ENFILE) backs off 10 ms and retries.
 
 use std::io::{ErrorKind, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::server::blocking_conn::{close_gracefully, serve_connection};
@@ -35,6 +41,8 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
         .set_nonblocking(false)
         .map_err(|e| format!("making the listener blocking: {e}"))?;
     let limits = ctx.cfg.limits;
+    let live = AtomicUsize::new(0);
+    let live = &live;
     std::thread::scope(|scope| {
         let mut conn = 0usize;
         loop {
@@ -49,6 +57,10 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
                 Err(e) if is_transient(&e) => continue,
                 Err(e) => return Err(format!("accept: {e}")),
             };
+            if live.load(Ordering::Acquire) >= limits.max_conns {
+                crate::server::guard::answer_and_close(&stream, 503, "too many connections\n");
+                continue;
+            }
             let id = conn;
             conn += 1;
             let _ = stream.set_nodelay(true);
@@ -58,13 +70,17 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
                 Ok(s) => s,
                 Err(_) => continue,
             };
+            // Counted before the spawn, so a thread that ends at once cannot take it below 0.
+            live.fetch_add(1, Ordering::AcqRel);
             let spawned = std::thread::Builder::new()
                 .name(format!("conn-{id}"))
                 .stack_size(STACK)
                 .spawn_scoped(scope, move || {
-                    serve_connection(mine, ctx.handler, ctx.stats, id, id, &limits)
+                    serve_connection(mine, ctx.handler, ctx.stats, id, id, &limits);
+                    live.fetch_sub(1, Ordering::AcqRel);
                 });
             if spawned.is_err() {
+                live.fetch_sub(1, Ordering::AcqRel);
                 let mut out = Vec::new();
                 write_response(&mut out, 503, b"no thread for this connection\n", false);
                 let mut s = &stream;

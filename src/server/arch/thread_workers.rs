@@ -124,7 +124,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "opens 10,000 connections: run by hand"]
     fn holds_10k_connections() {
         let srv = start("thread-workers", 2, "none", true);
         hold(srv.addr, 10_000);

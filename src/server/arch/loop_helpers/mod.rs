@@ -10,9 +10,18 @@
 //! connection back when the op is done; the loop hears of it through a `mio::Waker`.
 //!
 //! **Which ops go to the helpers** (decided once per server from the handler's workload):
-//! every op whose step blocks the calling thread: disk I/O (`fsync`, `file_read`: epoll cannot
-//! make it non-blocking) and CPU-bound work (workloads of kind `Cpu`: `spin`, `hash`,
-//! `primes`, `matmul`, `json`). Ops whose steps return `Wait`/`Sleep` instead of blocking
+//! - disk I/O (`fsync`, `file_read`: epoll cannot make it non-blocking): always, whatever it
+//!   costs, as libuv always sends file-system calls to its pool;
+//! - CPU-bound work (workloads of kind `Cpu`: `spin`, `hash`, `primes`, `matmul`, `json`)
+//!   only when it is expensive: at start the server times the handler's op on a probe task
+//!   (median of 5, [`Handler::measure_op`]); above `--offload-over` (default 100 µs) ops go
+//!   to the helpers, at or below it they run inline on the loop, where the hand-off (a
+//!   channel send, a helper wake-up, a `Waker` write and an extra loop turn: tens of µs)
+//!   would cost more than the op. Node makes the same call by hand: small computations run
+//!   on the JavaScript thread, `crypto.pbkdf2` and friends go to the pool.
+//!   [`Stats::offloaded_ops`] counts the ops that went to a helper.
+//!
+//! Ops whose steps return `Wait`/`Sleep` instead of blocking
 //! (`sleep`, `downstream`) stay on the loop: their fds go into the loop's epoll and their
 //! deadlines into its timer heap. The mixed `request` op also stays on the loop: its parse and
 //! render spins sit inside the same `step` as its downstream exchange, so they cannot be
@@ -28,12 +37,17 @@
 //! loop thread.
 //!
 //! A connection has at most one op in flight; pipelined requests queue behind it and are
-//! answered in order. A connection is never freed while a helper works for it.
+//! answered in order (at most [`MAX_PENDING`] framed, at most [`RBUF_CAP`] bytes unframed;
+//! past that the loop stops reading the connection until its queue drains). A connection is
+//! never freed while a helper works for it.
+//!
+//! **Limits** ([`Limits`]): as in `loop_core`, a sweep closes connections whose request is not
+//! whole `header_timeout` after its first byte (408) or that stayed idle for `idle_timeout`;
+//! past `max_conns` connections a new one is answered 503 and closed.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::io::{ErrorKind, Read, Write};
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,11 +59,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-use crate::server::blocking_conn::{OK_BODY, run_op_blocking};
+use crate::server::conn_io::{MAX_PENDING, RBUF_CAP};
+use crate::server::guard::{self, ConnClock, Expiry};
 use crate::server::handler::Handler;
-use crate::server::http::{Limits, Parse, Refusal, parse_request, write_response};
+use crate::server::http::{Limits, Refusal, write_response};
 use crate::server::{ArchDef, ServerCtx, Stats};
-use crate::workload::{Kind, Mode, Step, Task};
+use crate::workload::{Kind, Step, Task};
 
 /// Registry entry.
 pub const ARCH: ArchDef = ArchDef {
@@ -79,66 +94,28 @@ enum Placement {
     Helper,
 }
 
-fn placement(ctx: &ServerCtx<'_>) -> Placement {
-    match ctx.cfg.handler.workload {
+fn placement(ctx: &ServerCtx<'_>) -> Result<Placement, String> {
+    Ok(match ctx.cfg.handler.workload {
         None => Placement::Nothing,
-        Some(d) if d.kind == Kind::Cpu || matches!(d.id, "fsync" | "file_read") => {
-            Placement::Helper
+        Some(d) if matches!(d.id, "fsync" | "file_read") => Placement::Helper,
+        Some(d) if d.kind == Kind::Cpu => {
+            let cost = ctx.handler.measure_op(5)?.unwrap_or_default();
+            if cost > ctx.cfg.limits.offload_over {
+                Placement::Helper
+            } else {
+                Placement::Loop
+            }
         }
         Some(_) => Placement::Loop,
-    }
+    })
 }
 
-/// What the loop asks of a helper.
-enum Job {
-    /// Run one op of connection `serial` (building its task on first use).
-    Run {
-        slot: usize,
-        serial: u64,
-        conn: usize,
-    },
-    /// The connection closed: drop its task.
-    Forget { serial: u64 },
-}
+mod conn;
+mod helper;
 
-/// A helper's answer: the op of `serial` ended (Err: the handler failed).
-struct Finished {
-    slot: usize,
-    serial: u64,
-    result: Result<(), String>,
-}
+use conn::{answer, fail, flush, read_and_frame, step_on_loop};
 
-fn helper(handler: &Handler, jobs: Receiver<Job>, done: Sender<Finished>, waker: &Waker) {
-    let mut tasks: HashMap<u64, Option<Box<dyn Task>>> = HashMap::new();
-    for job in jobs {
-        match job {
-            Job::Run { slot, serial, conn } => {
-                let result = match tasks.entry(serial) {
-                    Entry::Occupied(e) => Ok(e.into_mut()),
-                    Entry::Vacant(v) => handler.task(conn, Mode::Blocking).map(|t| v.insert(t)),
-                }
-                .and_then(|t| match t {
-                    Some(t) => run_op_blocking(t.as_mut()),
-                    None => Ok(()),
-                });
-                if done
-                    .send(Finished {
-                        slot,
-                        serial,
-                        result,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-                let _ = waker.wake();
-            }
-            Job::Forget { serial } => {
-                tasks.remove(&serial);
-            }
-        }
-    }
-}
+use helper::{Finished, Job, helper};
 
 /// What a queued request needs.
 enum Pending {
@@ -179,6 +156,10 @@ struct Conn {
     closing: bool,
     /// Stop framing: a request was refused.
     refused: bool,
+    /// The socket may hold more bytes (reading stopped at a cap, not at `WouldBlock`).
+    can_read: bool,
+    /// Header and idle timeouts.
+    clock: ConnClock,
 }
 
 struct Server<'a> {
@@ -195,7 +176,7 @@ struct Server<'a> {
 }
 
 fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
-    let placement = placement(ctx);
+    let placement = placement(ctx)?;
     let poll = Poll::new().map_err(|e| format!("epoll_create: {e}"))?;
     let waker = Arc::new(
         Waker::new(poll.registry(), WAKER).map_err(|e| format!("creating the waker: {e}"))?,
@@ -264,6 +245,8 @@ impl Server<'_> {
         let mut armed: Option<Instant> = None;
         let mut events = Events::with_capacity(1024);
         let mut accepted = 0usize;
+        let sweep_every = guard::sweep_every(&self.limits);
+        let mut next_sweep = Instant::now() + sweep_every;
         loop {
             if let Some(&Reverse((due, _, _))) = self.timers.peek()
                 && armed != Some(due)
@@ -279,7 +262,11 @@ impl Server<'_> {
                     .map_err(|e| format!("timerfd_settime: {e}"))?;
                 armed = Some(due);
             }
-            match self.poll.poll(&mut events, None) {
+            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            match self
+                .poll
+                .poll(&mut events, Some(timeout + Duration::from_millis(1)))
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("epoll_wait: {e}")),
@@ -320,6 +307,32 @@ impl Server<'_> {
                     self.advance(slot);
                 }
             }
+            if now >= next_sweep {
+                self.sweep(now);
+                next_sweep = now + sweep_every;
+            }
+        }
+    }
+
+    /// Closes connections whose header or idle time ran out (none with an op in progress).
+    fn sweep(&mut self, now: Instant) {
+        let limits = self.limits;
+        for slot in 0..self.conns.len() {
+            let Some(c) = self.conns[slot].as_ref() else {
+                continue;
+            };
+            if c.busy != Busy::Idle || !c.pending.is_empty() {
+                continue;
+            }
+            match c.clock.expired(now, &limits) {
+                None => {}
+                Some(why) => {
+                    if why == Expiry::Header && c.outbuf.is_empty() {
+                        guard::answer_and_close(&c.stream, 408, "request not received in time\n");
+                    }
+                    self.close(slot);
+                }
+            }
         }
     }
 
@@ -344,6 +357,10 @@ impl Server<'_> {
                 Err(e) if super::thread_per_conn::is_transient(&e) => continue,
                 Err(e) => return Err(format!("accept: {e}")),
             };
+            if self.conns.len() - self.free.len() >= self.limits.max_conns {
+                guard::answer_and_close(&stream, 503, "too many connections\n");
+                continue;
+            }
             let _ = stream.set_nodelay(true);
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
@@ -380,6 +397,8 @@ impl Server<'_> {
                 eof: false,
                 closing: false,
                 refused: false,
+                can_read: false,
+                clock: ConnClock::accepted(Instant::now()),
             });
             *accepted += 1;
         }
@@ -391,7 +410,10 @@ impl Server<'_> {
         let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
             return;
         };
-        if readable && !c.eof && !c.closing {
+        if readable {
+            c.can_read = true;
+        }
+        if c.can_read && !c.eof && !c.closing && c.pending.len() < MAX_PENDING {
             read_and_frame(c, &limits);
         }
         self.advance(slot);
@@ -426,45 +448,69 @@ impl Server<'_> {
         let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
             return;
         };
-        while c.busy == Busy::Idle && !c.closing {
-            match c.pending.front() {
-                None => break,
-                Some(Pending::Refused(r)) => {
-                    write_response(&mut c.outbuf, r.status, r.reason.as_bytes(), false);
-                    c.closing = true;
-                    c.pending.clear();
-                    break;
-                }
-                Some(Pending::Request { .. }) => {}
+        let mut alive;
+        loop {
+            // Reading stopped at a cap and the queue has drained since: read on.
+            if c.can_read && !c.eof && !c.closing && c.busy == Busy::Idle && c.pending.is_empty() {
+                read_and_frame(c, &self.limits);
             }
-            match self.placement {
-                Placement::Nothing => answer(c, self.stats),
-                Placement::Helper => {
-                    let h = (c.serial % self.helpers.len() as u64) as usize;
-                    c.task_built = true;
-                    let job = Job::Run {
-                        slot,
-                        serial: c.serial,
-                        conn: c.number,
-                    };
-                    if self.helpers[h].send(job).is_err() {
-                        fail(c, "the helper thread is gone");
-                    } else {
-                        c.busy = Busy::Helper;
+            while c.busy == Busy::Idle && !c.closing {
+                match c.pending.front() {
+                    None => break,
+                    Some(Pending::Refused(r)) => {
+                        write_response(&mut c.outbuf, r.status, r.reason.as_bytes(), false);
+                        c.closing = true;
+                        c.pending.clear();
+                        break;
                     }
+                    Some(Pending::Request { .. }) => {}
                 }
-                Placement::Loop => match step_on_loop(c, self.handler, &self.poll, slot) {
-                    Ok(Some(Step::Done)) | Ok(None) => answer(c, self.stats),
-                    Ok(Some(Step::Sleep { until })) => {
-                        c.busy = Busy::Sleep;
-                        self.timers.push(Reverse((until, slot, c.serial)));
+                match self.placement {
+                    Placement::Nothing => answer(c, self.stats),
+                    Placement::Helper => {
+                        let h = (c.serial % self.helpers.len() as u64) as usize;
+                        c.task_built = true;
+                        let job = Job::Run {
+                            slot,
+                            serial: c.serial,
+                            conn: c.number,
+                        };
+                        if self.helpers[h].send(job).is_err() {
+                            fail(c, "the helper thread is gone");
+                        } else {
+                            c.busy = Busy::Helper;
+                            self.stats.offloaded();
+                        }
                     }
-                    Ok(Some(Step::Wait { .. })) => c.busy = Busy::Wait,
-                    Err(e) => fail(c, &e),
-                },
+                    Placement::Loop => match step_on_loop(c, self.handler, &self.poll, slot) {
+                        Ok(Some(Step::Done)) | Ok(None) => answer(c, self.stats),
+                        Ok(Some(Step::Sleep { until })) => {
+                            c.busy = Busy::Sleep;
+                            self.timers.push(Reverse((until, slot, c.serial)));
+                        }
+                        Ok(Some(Step::Wait { .. })) => c.busy = Busy::Wait,
+                        Err(e) => fail(c, &e),
+                    },
+                }
+            }
+            let before = c.outbuf.len() - c.written;
+            alive = flush(c);
+            if c.outbuf.len() - c.written != before {
+                c.clock.last_active = Instant::now();
+            }
+            // Reading stopped at a cap with more bytes waiting (no edge will come for them):
+            // go on while the queue is drained and the client takes its responses.
+            let more = alive
+                && c.can_read
+                && !c.eof
+                && !c.closing
+                && c.busy == Busy::Idle
+                && c.pending.is_empty()
+                && c.outbuf.len() < RBUF_CAP;
+            if !more {
+                break;
             }
         }
-        let alive = flush(c);
         let done = c.outbuf.is_empty()
             && (c.closing || (c.eof && c.pending.is_empty() && c.busy == Busy::Idle));
         if (!alive || done) && c.busy != Busy::Helper {
@@ -497,191 +543,5 @@ impl Server<'_> {
     }
 }
 
-/// Reads until the socket would block (edge-triggered), then frames every whole request.
-pub(crate) fn read_and_frame_into(
-    stream: &mut TcpStream,
-    inbuf: &mut Vec<u8>,
-    limits: &Limits,
-    mut push: impl FnMut(Parse) -> bool,
-) -> (bool, bool) {
-    let mut eof = false;
-    let mut dead = false;
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                eof = true;
-                break;
-            }
-            Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(_) => {
-                dead = true;
-                break;
-            }
-        }
-    }
-    let mut start = 0;
-    loop {
-        let p = parse_request(&inbuf[start..], limits);
-        match &p {
-            Parse::Partial => break,
-            Parse::Complete(r) => start += r.consumed,
-            Parse::Refused(_) => start = inbuf.len(),
-        }
-        if !push(p) {
-            start = inbuf.len();
-            break;
-        }
-    }
-    inbuf.drain(..start);
-    (eof, dead)
-}
-
-fn read_and_frame(c: &mut Conn, limits: &Limits) {
-    let refused = &mut c.refused;
-    let pending = &mut c.pending;
-    if *refused {
-        c.inbuf.clear();
-    }
-    let (eof, dead) = read_and_frame_into(&mut c.stream, &mut c.inbuf, limits, |p| {
-        if *refused {
-            return false;
-        }
-        match p {
-            Parse::Complete(r) => pending.push_back(Pending::Request {
-                keep_alive: r.keep_alive,
-            }),
-            Parse::Refused(r) => {
-                pending.push_back(Pending::Refused(r));
-                *refused = true;
-            }
-            Parse::Partial => {}
-        }
-        !*refused
-    });
-    if *refused {
-        c.inbuf.clear();
-    }
-    c.eof |= eof || dead;
-    if dead {
-        c.pending.clear();
-        c.closing = true;
-    }
-}
-
-/// Steps the connection's loop-side task once (building it on first use). `None`: no task.
-fn step_on_loop(
-    c: &mut Conn,
-    handler: &Handler,
-    poll: &Poll,
-    slot: usize,
-) -> Result<Option<Step>, String> {
-    if !c.task_built {
-        c.task_built = true;
-        c.task = handler.task(c.number, Mode::NonBlocking)?;
-    }
-    let Some(task) = c.task.as_mut() else {
-        return Ok(None);
-    };
-    let step = task.step().map_err(|e| e.to_string())?;
-    if let Step::Wait { fd, .. } = step
-        && !c.task_fds.contains(&fd)
-    {
-        poll.registry()
-            .register(
-                &mut SourceFd(&fd),
-                Token(sock_token(slot).0 + 1),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| format!("epoll_ctl(ADD, fd {fd}): {e}"))?;
-        c.task_fds.push(fd);
-    }
-    Ok(Some(step))
-}
-
-/// The front request's op finished: queue its 200.
-fn answer(c: &mut Conn, stats: &Stats) {
-    let keep_alive = match c.pending.pop_front() {
-        Some(Pending::Request { keep_alive }) => keep_alive,
-        _ => false,
-    };
-    write_response(&mut c.outbuf, 200, OK_BODY, keep_alive);
-    stats.request(0);
-    if !keep_alive {
-        c.closing = true;
-        c.pending.clear();
-    }
-}
-
-/// The handler failed: answer 500 and close.
-fn fail(c: &mut Conn, why: &str) {
-    write_response(&mut c.outbuf, 500, why.as_bytes(), false);
-    c.closing = true;
-    c.pending.clear();
-}
-
-/// Writes what the socket takes; false when the connection is broken.
-pub(crate) fn flush_into(stream: &mut TcpStream, out: &mut Vec<u8>, written: &mut usize) -> bool {
-    while *written < out.len() {
-        match stream.write(&out[*written..]) {
-            Ok(0) => return false,
-            Ok(n) => *written += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // The WRITABLE edge brings us back.
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
-        }
-    }
-    out.clear();
-    *written = 0;
-    true
-}
-
-fn flush(c: &mut Conn) -> bool {
-    flush_into(&mut c.stream, &mut c.outbuf, &mut c.written)
-}
-
 #[cfg(test)]
-mod tests {
-    use crate::server::blocking_conn::testkit::*;
-
-    crate::server::blocking_conn::shared_arch_tests!("loop-helpers", 2);
-
-    #[test]
-    fn loop_keeps_serving_while_a_helper_runs_a_long_op() {
-        use std::io::{ErrorKind, Read, Write};
-        let s = start("loop-helpers", "spin:op_time=1s", 1);
-        // A's op occupies the only helper for a second...
-        let mut a = connect(s.addr);
-        a.write_all(GET).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        // ...while the loop still accepts, frames and answers B (its request is refused on
-        // the loop, no op needed).
-        let mut b = connect(s.addr);
-        b.write_all(b"NOT HTTP\r\n\r\n").unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(read_responses(&mut b, &mut buf, 1)[0].status, 400);
-        // B was answered before A's op ended.
-        a.set_nonblocking(true).unwrap();
-        let mut one = [0u8; 1];
-        let early = a.read(&mut one);
-        assert!(
-            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
-            "A answered before B: {early:?}"
-        );
-        a.set_nonblocking(false).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(read_responses(&mut a, &mut buf, 1)[0].status, 200);
-        stop(s);
-    }
-
-    #[test]
-    fn helpers_serve_pipelined_requests_in_order() {
-        let s = start("loop-helpers", "spin:op_time=20us", 2);
-        basic_behaviour(s.addr);
-        concurrent(s.addr, 20, 5);
-        stop(s);
-    }
-}
+mod tests;

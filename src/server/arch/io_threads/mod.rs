@@ -20,22 +20,34 @@
 //! Unlike Redis, the main thread does not take a share of the reads and writes itself: with
 //! `--helpers N` there are N I/O threads plus the main thread.
 //!
-//! Handler ops run to completion on the main thread with blocking calls (tasks built in
-//! [`Mode::Blocking`]): `sleep` sleeps and `downstream` polls its one socket on the main thread,
-//! stalling every connection meanwhile, as a blocking command stalls Redis. Integrating their
-//! waits in the loop is left undone: it would blur the model (Redis has no such waits).
+//! Handler ops run on the main thread (tasks built in [`Mode::NonBlocking`], see `exec`): CPU
+//! steps and disk I/O run there to completion, stalling every connection meanwhile, as a slow
+//! command stalls Redis; a step that has to wait (`Wait` on a downstream socket, `Sleep`) does
+//! not block: its fd goes into the main loop's epoll, its deadline into a timer heap behind a
+//! `timerfd`, and the main thread goes on with other connections, as Redis does with a
+//! blocked client (`BLPOP`). So N connections with a sleeping handler have N ops in flight
+//! ([`crate::server::Stats::max_in_flight`]).
+//!
+//! **Limits** ([`Limits`]): reads stop at `RBUF_CAP` unframed bytes or `MAX_PENDING` queued
+//! requests (resumed once the queue drains); a sweep closes connections whose request is not
+//! whole `header_timeout` after its first byte (408) or that stayed idle for `idle_timeout`;
+//! past `max_conns` connections a new one is answered 503 and closed.
 
 use std::io::ErrorKind;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender, unbounded};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use super::loop_helpers::{flush_into, read_and_frame_into};
-use crate::server::blocking_conn::{OK_BODY, run_op_blocking};
-use crate::server::http::{Limits, Parse, Refusal, write_response};
+use crate::server::conn_io::{MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into};
+use crate::server::guard::{self, Expiry};
+use crate::server::http::{Limits, Parse, Refusal};
 use crate::server::{ArchDef, ServerCtx};
-use crate::workload::{Mode, Task};
+
+mod exec;
+
+use exec::{Exec, Ops, TIMER};
 
 /// Registry entry.
 pub const ARCH: ArchDef = ArchDef {
@@ -70,6 +82,10 @@ struct IoConn {
     refused: bool,
     /// Answer nothing more; close once the output is written.
     closing: bool,
+    /// The last read stopped at a cap: the socket may hold more.
+    more: bool,
+    /// Bytes moved by the last phase (the main thread updates the clock from it).
+    bytes: usize,
     limits: Limits,
 }
 
@@ -86,34 +102,37 @@ impl IoConn {
         }
         let refused = &mut self.refused;
         let framed = &mut self.framed;
-        let (eof, dead) =
-            read_and_frame_into(&mut self.stream, &mut self.inbuf, &self.limits, |p| {
-                if *refused {
-                    return false;
+        let got = read_and_frame_into(&mut self.stream, &mut self.inbuf, &self.limits, |p| {
+            if *refused {
+                return false;
+            }
+            match p {
+                Parse::Complete(r) => framed.push(Framed::Request {
+                    keep_alive: r.keep_alive,
+                }),
+                Parse::Refused(r) => {
+                    framed.push(Framed::Refused(r));
+                    *refused = true;
                 }
-                match p {
-                    Parse::Complete(r) => framed.push(Framed::Request {
-                        keep_alive: r.keep_alive,
-                    }),
-                    Parse::Refused(r) => {
-                        framed.push(Framed::Refused(r));
-                        *refused = true;
-                    }
-                    Parse::Partial => {}
-                }
-                !*refused
-            });
+                Parse::Partial => {}
+            }
+            !*refused
+        });
         if self.refused {
             self.inbuf.clear();
         }
-        self.eof |= eof;
-        self.dead |= dead;
+        self.eof |= got.eof;
+        self.dead |= got.dead;
+        self.more = got.more;
+        self.bytes = got.bytes;
     }
 
     fn do_write(&mut self) {
+        let before = self.outbuf.len() - self.written;
         if !flush_into(&mut self.stream, &mut self.outbuf, &mut self.written) {
             self.dead = true;
         }
+        self.bytes = before - (self.outbuf.len() - self.written);
     }
 
     fn run(&mut self, phase: Phase) {
@@ -137,14 +156,6 @@ fn io_thread(jobs: Receiver<(Phase, Batch)>, back: Sender<Batch>) {
     }
 }
 
-/// The main thread's side of a connection: its handler task (never leaves the main thread).
-#[derive(Default)]
-struct Exec {
-    task: Option<Box<dyn Task>>,
-    built: bool,
-    number: usize,
-}
-
 struct Main<'a> {
     ctx: &'a ServerCtx<'a>,
     poll: Poll,
@@ -154,6 +165,7 @@ struct Main<'a> {
     accepted: usize,
     threads: Vec<Sender<(Phase, Batch)>>,
     back: Receiver<Batch>,
+    ops: Ops<'a>,
 }
 
 fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
@@ -171,6 +183,7 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
             threads.push(tx);
         }
         drop(back_tx);
+        let ops = Ops::new(&poll, ctx.handler, ctx.stats)?;
         let mut main = Main {
             ctx,
             poll,
@@ -180,10 +193,19 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
             accepted: 0,
             threads,
             back: back_rx,
+            ops,
         };
         // Returning drops the job senders: the I/O threads end and the scope joins them.
         main.serve()
     })
+}
+
+/// Marks `slot` for a phase list once.
+fn mark(flag: &mut bool, list: &mut Vec<usize>, slot: usize) {
+    if !*flag {
+        *flag = true;
+        list.push(slot);
+    }
 }
 
 impl Main<'_> {
@@ -201,67 +223,153 @@ impl Main<'_> {
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
+        let limits = self.ctx.cfg.limits;
+        let sweep_every = guard::sweep_every(&limits);
+        let mut next_sweep = Instant::now() + sweep_every;
         let mut events = Events::with_capacity(1024);
         let mut to_read: Vec<usize> = Vec::new();
         let mut to_write: Vec<usize> = Vec::new();
+        let mut to_exec: Vec<usize> = Vec::new();
+        // Connections whose reading stopped at a cap, to read again next turn.
+        let mut deferred: Vec<usize> = Vec::new();
         loop {
-            match self.poll.poll(&mut events, None) {
+            self.ops.arm_timer()?;
+            let timeout = if deferred.is_empty() {
+                next_sweep.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("epoll_wait: {e}")),
             }
             for ev in events.iter() {
-                if ev.token() == LISTENER {
-                    self.accept_all(&listener)?;
+                match ev.token() {
+                    LISTENER => {
+                        self.accept_all(&listener)?;
+                        continue;
+                    }
+                    TIMER => {
+                        self.ops.timer_fired();
+                        continue;
+                    }
+                    _ => {}
+                }
+                let t = ev.token().0;
+                let slot = t / 2;
+                if t % 2 == 1 {
+                    if self.exec.get_mut(slot).is_some_and(Exec::fd_ready) {
+                        to_exec.push(slot);
+                    }
                     continue;
                 }
-                let slot = ev.token().0;
                 let Some(c) = self.conns.get_mut(slot).and_then(|c| c.as_mut()) else {
                     continue;
                 };
-                if (ev.is_readable() || ev.is_read_closed()) && !c.want_read && !c.closing && !c.eof
-                {
-                    c.want_read = true;
-                    to_read.push(slot);
+                if ev.is_readable() || ev.is_read_closed() {
+                    c.more = true;
+                    deferred.push(slot);
                 }
-                if ev.is_writable() && !c.outbuf.is_empty() && !c.want_write {
-                    c.want_write = true;
-                    to_write.push(slot);
+                if ev.is_writable() && !c.outbuf.is_empty() {
+                    mark(&mut c.want_write, &mut to_write, slot);
+                }
+            }
+            for (slot, g) in self.ops.due() {
+                if self.exec.get_mut(slot).is_some_and(|ex| ex.wake(g)) {
+                    to_exec.push(slot);
+                }
+            }
+            // Connections with bytes waiting (a new edge, or a read that stopped at a cap) and
+            // room in their queue are read this turn.
+            for slot in deferred.drain(..) {
+                if let Some(c) = self.conns[slot].as_mut()
+                    && c.more
+                    && !c.closing
+                    && !c.eof
+                    && self.exec[slot].pending.len() < MAX_PENDING
+                    && c.outbuf.len() < RBUF_CAP
+                {
+                    mark(&mut c.want_read, &mut to_read, slot);
                 }
             }
 
             // 1. Read and frame on the I/O threads.
             self.phase(Phase::Read, &to_read);
-            // 2. Execute on this thread, in order per connection.
+            let now = Instant::now();
             for &slot in &to_read {
-                self.execute(slot);
                 if let Some(c) = self.conns[slot].as_mut() {
                     c.want_read = false;
-                    if !c.outbuf.is_empty() && !c.want_write {
-                        c.want_write = true;
-                        to_write.push(slot);
+                    let ex = &mut self.exec[slot];
+                    ex.pending.extend(c.framed.drain(..));
+                    if c.bytes > 0 {
+                        ex.clock.last_active = now;
                     }
+                    ex.clock.framed(!c.inbuf.is_empty(), now);
+                    to_exec.push(slot);
+                }
+            }
+            // 2. Execute on this thread, in order per connection.
+            for &slot in &to_exec {
+                let Some(c) = self.conns[slot].as_mut() else {
+                    continue;
+                };
+                self.ops.execute(c, &mut self.exec[slot]);
+                if !c.outbuf.is_empty() {
+                    mark(&mut c.want_write, &mut to_write, slot);
                 }
             }
             // 3. Write on the I/O threads.
             self.phase(Phase::Write, &to_write);
+            let now = Instant::now();
             for &slot in &to_write {
                 if let Some(c) = self.conns[slot].as_mut() {
                     c.want_write = false;
+                    if c.bytes > 0 {
+                        self.exec[slot].clock.last_active = now;
+                    }
                 }
             }
-            // Close what is finished.
-            for &slot in to_read.iter().chain(to_write.iter()) {
-                let finished = match self.conns[slot].as_ref() {
-                    Some(c) => c.dead || (c.outbuf.is_empty() && (c.closing || c.eof)),
-                    None => false,
+            // Close what is finished; read again what stopped at a cap.
+            for &slot in to_read.iter().chain(&to_write).chain(&to_exec) {
+                let Some(c) = self.conns[slot].as_ref() else {
+                    continue;
                 };
-                if finished {
+                let ex = &self.exec[slot];
+                let idle = ex.pending.is_empty() && !ex.running;
+                if c.dead || (c.outbuf.is_empty() && (c.closing || (c.eof && idle))) {
                     self.close(slot);
+                } else if c.more && !c.eof && !c.closing {
+                    deferred.push(slot);
                 }
             }
             to_read.clear();
             to_write.clear();
+            to_exec.clear();
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.sweep(now, &limits);
+                next_sweep = now + sweep_every;
+            }
+        }
+    }
+
+    /// Closes connections whose header or idle time ran out (none with an op in progress).
+    fn sweep(&mut self, now: Instant, limits: &Limits) {
+        for slot in 0..self.conns.len() {
+            let Some(c) = self.conns[slot].as_ref() else {
+                continue;
+            };
+            let ex = &self.exec[slot];
+            if ex.running || !ex.pending.is_empty() {
+                continue;
+            }
+            if let Some(why) = ex.clock.expired(now, limits) {
+                if why == Expiry::Header && c.outbuf.is_empty() {
+                    guard::answer_and_close(&c.stream, 408, "request not received in time\n");
+                }
+                self.close(slot);
+            }
         }
     }
 
@@ -315,52 +423,6 @@ impl Main<'_> {
         }
     }
 
-    /// Runs the handler op of every request framed on `slot`, appending the responses.
-    fn execute(&mut self, slot: usize) {
-        let Some(c) = self.conns[slot].as_mut() else {
-            return;
-        };
-        let ex = &mut self.exec[slot];
-        let handler = self.ctx.handler;
-        let stats = self.ctx.stats;
-        for f in c.framed.drain(..) {
-            if c.closing || c.dead {
-                break;
-            }
-            match f {
-                Framed::Refused(r) => {
-                    write_response(&mut c.outbuf, r.status, r.reason.as_bytes(), false);
-                    c.closing = true;
-                }
-                Framed::Request { keep_alive } => {
-                    if !ex.built {
-                        ex.built = true;
-                        match handler.task(ex.number, Mode::Blocking) {
-                            Ok(t) => ex.task = t,
-                            Err(e) => {
-                                write_response(&mut c.outbuf, 500, e.as_bytes(), false);
-                                c.closing = true;
-                                continue;
-                            }
-                        }
-                    }
-                    if let Some(t) = ex.task.as_mut()
-                        && let Err(e) = run_op_blocking(t.as_mut())
-                    {
-                        write_response(&mut c.outbuf, 500, e.as_bytes(), false);
-                        c.closing = true;
-                        continue;
-                    }
-                    write_response(&mut c.outbuf, 200, OK_BODY, keep_alive);
-                    stats.request(0);
-                    if !keep_alive {
-                        c.closing = true;
-                    }
-                }
-            }
-        }
-    }
-
     fn accept_all(&mut self, listener: &TcpListener) -> Result<(), String> {
         loop {
             let mut stream = match listener.accept() {
@@ -374,10 +436,14 @@ impl Main<'_> {
                 Err(e) if super::thread_per_conn::is_transient(&e) => continue,
                 Err(e) => return Err(format!("accept: {e}")),
             };
+            if self.conns.len() - self.free.len() >= self.ctx.cfg.limits.max_conns {
+                guard::answer_and_close(&stream, 503, "too many connections\n");
+                continue;
+            }
             let _ = stream.set_nodelay(true);
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
-                self.exec.push(Exec::default());
+                self.exec.push(Exec::new(0, Instant::now()));
                 self.conns.len() - 1
             });
             if self
@@ -385,7 +451,7 @@ impl Main<'_> {
                 .registry()
                 .register(
                     &mut stream,
-                    Token(slot),
+                    Token(slot * 2),
                     Interest::READABLE | Interest::WRITABLE,
                 )
                 .is_err()
@@ -394,11 +460,7 @@ impl Main<'_> {
                 continue;
             }
             self.ctx.stats.connection(0);
-            self.exec[slot] = Exec {
-                task: None,
-                built: false,
-                number: self.accepted,
-            };
+            self.exec[slot] = Exec::new(self.accepted, Instant::now());
             self.accepted += 1;
             self.conns[slot] = Some(Box::new(IoConn {
                 slot,
@@ -413,6 +475,8 @@ impl Main<'_> {
                 dead: false,
                 refused: false,
                 closing: false,
+                more: false,
+                bytes: 0,
                 limits: self.ctx.cfg.limits,
             }));
         }
@@ -423,15 +487,17 @@ impl Main<'_> {
             return;
         };
         let _ = self.poll.registry().deregister(&mut c.stream);
+        self.ops.forget(&mut self.exec[slot]);
         crate::server::shut_and_drain(&c.stream);
         drop(c);
-        self.exec[slot] = Exec::default();
         self.free.push(slot);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use crate::server::blocking_conn::testkit::*;
 
     crate::server::blocking_conn::shared_arch_tests!("io-threads", 2);
@@ -442,5 +508,25 @@ mod tests {
         basic_behaviour(s.addr);
         concurrent(s.addr, 20, 5);
         stop(s);
+    }
+    /// N connections each send one request whose op sleeps: the main thread must park each
+    /// sleep in its timer heap and take the next, so all N ops are in flight at once (the
+    /// server's own count, not a timing). A blocking sleep would keep it at 1.
+    #[test]
+    fn sleeping_ops_do_not_serialize_the_main_thread() {
+        for (handler, n) in [("sleep:delay=300ms", 8usize), ("downstream:delay=300ms", 6)] {
+            let s = start("io-threads", handler, 2);
+            let mut socks: Vec<_> = (0..n).map(|_| connect(s.addr)).collect();
+            for c in socks.iter_mut() {
+                c.write_all(GET).unwrap();
+            }
+            for c in socks.iter_mut() {
+                let mut buf = Vec::new();
+                assert_eq!(read_responses(c, &mut buf, 1)[0].status, 200);
+            }
+            assert_eq!(s.stats.requests().iter().sum::<u64>(), n as u64);
+            assert_eq!(s.stats.max_in_flight(), n as u64, "{handler}");
+            stop(s);
+        }
     }
 }

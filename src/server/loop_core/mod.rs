@@ -31,8 +31,12 @@
 //!   and one that floods requests while an op runs stops being read (past [`RBUF_CAP`]).
 //! - **Counters**: `stats.connection(worker)` per accepted connection and
 //!   `stats.request(worker)` per response written (refusals and 500s included).
-//! - **Idle connections** (no bytes for [`IDLE_TIMEOUT`] and no op running) are closed by a
-//!   sweep every few seconds, so vanished clients do not leak slots.
+//! - **Limits** ([`Limits`]): a request that has not fully arrived `header_timeout` after its
+//!   first byte (or after the accept) gets 408 and is closed; a connection with no request in
+//!   progress and no traffic for `idle_timeout` (an idle keep-alive, or a client that stopped
+//!   reading its responses) is closed. A sweep every [`guard::sweep_every`] finds them, so
+//!   vanished and trickling clients do not hold slots. Past `max_conns` live connections a new
+//!   one is accepted, answered 503 and closed at once.
 //!
 //! # Timing model
 //! Everything a loop does is serialised on its one thread: a request waits while the loop
@@ -52,15 +56,19 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
+use super::guard::{self, ConnClock, Expiry};
 use super::handler::Handler;
 use super::http::{Limits, Parse, parse_request, write_response};
 use super::{ServerCtx, Stats};
-use crate::workload::{Mode, Step, Task};
+use crate::workload::{Mode, Task};
 
-/// A connection with no traffic and no op in progress for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often idle connections are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
+mod slab;
+mod task;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+use slab::Slab;
+
 /// Unanswered request bytes a connection may hold while it cannot be served (an op runs, or
 /// its responses are not being read) before the loop stops reading from it.
 pub const RBUF_CAP: usize = 64 * 1024;
@@ -87,8 +95,6 @@ pub struct LoopConfig<'a> {
     pub stats: &'a Stats,
     /// Which worker this loop is (its counter slot, and part of its connections' task ids).
     pub worker: usize,
-    /// Idle connections are closed after this long.
-    pub idle_timeout: Duration,
 }
 
 impl<'a> LoopConfig<'a> {
@@ -99,7 +105,6 @@ impl<'a> LoopConfig<'a> {
             limits: ctx.cfg.limits,
             stats: ctx.stats,
             worker,
-            idle_timeout: IDLE_TIMEOUT,
         }
     }
 }
@@ -143,56 +148,12 @@ struct Conn {
     op_keep_alive: bool,
     /// A task fd fired while the task was not waiting: step again before waiting.
     fd_ready: bool,
-    /// Last time bytes arrived.
-    last_active: Instant,
+    /// Header and idle timeouts.
+    clock: ConnClock,
     /// Tells this connection from earlier ones in the same slot (stale timers).
     generation: u64,
     /// Task id (unique in the server).
     id: usize,
-}
-
-/// A vector of slots with a free list: O(1) insert and remove, stable indices.
-struct Slab<T> {
-    slots: Vec<Option<T>>,
-    free: Vec<usize>,
-}
-
-impl<T> Slab<T> {
-    fn new() -> Self {
-        Self {
-            slots: Vec::new(),
-            free: Vec::new(),
-        }
-    }
-
-    /// The slot the next insert will use.
-    fn vacant(&mut self) -> usize {
-        if let Some(&s) = self.free.last() {
-            s
-        } else {
-            self.slots.push(None);
-            self.free.push(self.slots.len() - 1);
-            self.slots.len() - 1
-        }
-    }
-
-    fn insert(&mut self, v: T) -> usize {
-        let s = self.vacant();
-        self.free.pop();
-        self.slots[s] = Some(v);
-        s
-    }
-
-    fn remove(&mut self, s: usize) -> Option<T> {
-        let v = self.slots.get_mut(s)?.take()?;
-        self.free.push(s);
-        Some(v)
-    }
-
-    #[inline]
-    fn get_mut(&mut self, s: usize) -> Option<&mut T> {
-        self.slots.get_mut(s)?.as_mut()
-    }
 }
 
 /// The loop's state.
@@ -210,6 +171,8 @@ struct Loop<'a> {
     now: Instant,
     generation: u64,
     next_id: usize,
+    /// Live connections (for `max_conns`).
+    live: usize,
 }
 
 /// Serves the connections of `listeners` on this thread until a fatal error of the loop itself
@@ -257,10 +220,12 @@ pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Resul
         now: Instant::now(),
         generation: 0,
         next_id: cfg.worker << 32,
+        live: 0,
     };
+    let sweep_every = guard::sweep_every(&cfg.limits);
     let mut events = Events::with_capacity(1024);
     let mut armed: Option<Instant> = None;
-    let mut next_sweep = Instant::now() + SWEEP_EVERY;
+    let mut next_sweep = Instant::now() + sweep_every;
     // Set when accept failed for lack of descriptors: retry soon (no new edge may come).
     let mut accept_retry = false;
 
@@ -354,8 +319,8 @@ pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Resul
             lp.drive(s);
         }
         if lp.now >= next_sweep {
-            lp.sweep_idle();
-            next_sweep = lp.now + SWEEP_EVERY;
+            lp.sweep_expired();
+            next_sweep = lp.now + sweep_every;
         }
     }
 }
@@ -367,6 +332,10 @@ impl Loop<'_> {
         loop {
             match l.accept() {
                 Ok((mut sock, _)) => {
+                    if self.live >= self.cfg.limits.max_conns {
+                        guard::answer_and_close(&sock, 503, "too many connections\n");
+                        continue;
+                    }
                     let _ = sock.set_nodelay(true);
                     let s = self.conns.vacant();
                     if self
@@ -384,6 +353,7 @@ impl Loop<'_> {
                     self.generation += 1;
                     self.next_id += 1;
                     self.cfg.stats.connection(self.cfg.worker);
+                    self.live += 1;
                     self.conns.insert(Conn {
                         sock,
                         rbuf: Vec::new(),
@@ -402,7 +372,7 @@ impl Loop<'_> {
                         op: Op::Idle,
                         op_keep_alive: true,
                         fd_ready: false,
-                        last_active: self.now,
+                        clock: ConnClock::accepted(self.now),
                         generation: self.generation,
                         id: self.next_id,
                     });
@@ -442,7 +412,7 @@ impl Loop<'_> {
                             c.can_read = false; // short read: drained
                         }
                         c.rbuf.extend_from_slice(&self.scratch[..n]);
-                        c.last_active = self.now;
+                        c.clock.last_active = self.now;
                         progress = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => c.can_read = false,
@@ -463,6 +433,7 @@ impl Loop<'_> {
                 match c.sock.write(&c.wbuf[c.wpos..]) {
                     Ok(n) => {
                         c.wpos += n;
+                        c.clock.last_active = self.now;
                         if c.wpos == c.wbuf.len() {
                             c.wbuf.clear();
                             c.wpos = 0;
@@ -489,6 +460,12 @@ impl Loop<'_> {
         // Finished: nothing left to answer (framing stopped at a partial request or a
         // refusal) and everything written.
         if (c.closing || c.eof) && c.op == Op::Idle && c.wpos == c.wbuf.len() {
+            if !c.eof {
+                // We end it (a refusal, `Connection: close`): a FIN after the response, and
+                // what the client still sent is discarded, so the close is no RST that could
+                // destroy the response (a refused body may still be arriving).
+                super::shut_and_drain(&c.sock);
+            }
             self.close(s);
         }
     }
@@ -534,6 +511,9 @@ impl Loop<'_> {
                 }
             }
         }
+        if let Some(c) = self.conns.get_mut(s) {
+            c.clock.framed(c.rpos < c.rbuf.len(), self.now);
+        }
         if let Some(c) = self.conns.get_mut(s)
             && c.rpos > 0
         {
@@ -545,93 +525,10 @@ impl Loop<'_> {
         any
     }
 
-    /// Steps the task of `s` (whose op is not waiting) until its op is done or it has to wait;
-    /// a finished op queues its response.
-    fn step_task(&mut self, s: usize) {
-        loop {
-            let Some(c) = self.conns.get_mut(s) else {
-                return;
-            };
-            let step = match &mut c.task {
-                Some(Some(t)) => t.step(),
-                // `none`: the op is nothing at all.
-                _ => Ok(Step::Done),
-            };
-            match step {
-                Ok(Step::Done) => {
-                    c.op = Op::Idle;
-                    let resp = if c.op_keep_alive {
-                        &self.ok_keep_alive
-                    } else {
-                        c.closing = true;
-                        &self.ok_close
-                    };
-                    c.wbuf.extend_from_slice(resp);
-                    self.cfg.stats.request(self.cfg.worker);
-                    return;
-                }
-                Ok(Step::Wait { fd, .. }) => {
-                    if !c.task_fds.contains(&fd) {
-                        // Edge-triggered, both directions, once per fd: a task only waits
-                        // after its non-blocking call came back with WouldBlock.
-                        let reg = self.poll.registry();
-                        let interest = Interest::READABLE | Interest::WRITABLE;
-                        let r = match reg.register(&mut SourceFd(&fd), Token(s << 1 | 1), interest)
-                        {
-                            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                                reg.reregister(&mut SourceFd(&fd), Token(s << 1 | 1), interest)
-                            }
-                            r => r,
-                        };
-                        if let Err(e) = r {
-                            self.fail(s, &format!("epoll_ctl(ADD, task fd {fd}): {e}"));
-                            return;
-                        }
-                        c.task_fds.push(fd);
-                    }
-                    if c.fd_ready {
-                        c.fd_ready = false; // it fired meanwhile: try again first
-                        continue;
-                    }
-                    c.op = Op::Waiting;
-                    return;
-                }
-                Ok(Step::Sleep { until }) => {
-                    if until <= Instant::now() {
-                        continue;
-                    }
-                    c.op = Op::Sleeping;
-                    self.timers.push(Reverse((until, s, c.generation)));
-                    return;
-                }
-                Err(e) => {
-                    self.fail(s, &e.to_string());
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The handler failed on `s`: answer 500 and close after writing. Its task is dropped (a
-    /// failed task's state is unknown).
-    fn fail(&mut self, s: usize, why: &str) {
-        let Some(c) = self.conns.get_mut(s) else {
-            return;
-        };
-        eprintln!("concbench serve: handler failed: {why}");
-        for fd in c.task_fds.drain(..) {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        }
-        c.task = Some(None);
-        c.op = Op::Idle;
-        write_response(&mut c.wbuf, 500, b"handler failed\n", false);
-        c.closing = true;
-        self.cfg.stats.request(self.cfg.worker);
-    }
-
     /// Deregisters and drops connection `s` (and its task, which closes the task's fds).
     fn close(&mut self, s: usize) {
         if let Some(mut c) = self.conns.remove(s) {
+            self.live -= 1;
             let reg = self.poll.registry();
             let _ = reg.deregister(&mut c.sock);
             for fd in &c.task_fds {
@@ -640,349 +537,29 @@ impl Loop<'_> {
         }
     }
 
-    /// Closes connections idle for longer than the idle timeout.
-    fn sweep_idle(&mut self) {
-        let limit = self.cfg.idle_timeout;
+    /// Closes the connections whose header or idle time ran out (those with an op in
+    /// progress are the server's business, not the client's, and are left alone); a request
+    /// that did not arrive in time gets a 408 first.
+    fn sweep_expired(&mut self) {
+        let limits = self.cfg.limits;
         let now = self.now;
-        let stale: Vec<usize> = (0..self.conns.slots.len())
-            .filter(|&s| {
-                self.conns.slots[s].as_ref().is_some_and(|c| {
-                    c.op == Op::Idle && now.saturating_duration_since(c.last_active) > limit
-                })
-            })
-            .collect();
-        for s in stale {
+        let mut expired = Vec::new();
+        for (s, c) in self.conns.slots.iter().enumerate() {
+            if let Some(c) = c
+                && c.op == Op::Idle
+                && let Some(why) = c.clock.expired(now, &limits)
+            {
+                expired.push((s, why));
+            }
+        }
+        for (s, why) in expired {
+            if why == Expiry::Header
+                && let Some(c) = self.conns.get_mut(s)
+                && c.wpos == c.wbuf.len()
+            {
+                guard::answer_and_close(&c.sock, 408, "request not received in time\n");
+            }
             self.close(s);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slab_reuses_freed_slots() {
-        let mut s: Slab<u32> = Slab::new();
-        let a = s.insert(1);
-        let b = s.insert(2);
-        assert_ne!(a, b);
-        assert_eq!(s.remove(a), Some(1));
-        assert_eq!(s.remove(a), None);
-        assert_eq!(s.vacant(), a);
-        assert_eq!(s.insert(3), a);
-        assert_eq!(s.get_mut(b).copied(), Some(2));
-        assert_eq!(s.slots.len(), 2);
-    }
-}
-
-/// Helpers for the architectures' tests: start a server in a forked child, talk HTTP to it
-/// with std sockets, and check that nothing outlives it.
-#[cfg(test)]
-pub(crate) mod testkit {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{SocketAddr, TcpStream};
-    use std::time::{Duration, Instant};
-
-    use nix::errno::Errno;
-    use nix::sys::wait::{WaitPidFlag, waitpid};
-    use nix::unistd::Pid;
-
-    use crate::server::handler::HandlerSpec;
-    use crate::server::{ServeConfig, Stats, find_arch, serve_with};
-    use crate::sys::{Child, fork_child};
-
-    /// A server running in a forked child.
-    pub struct Server {
-        pub child: Child,
-        pub addr: SocketAddr,
-        pub stats: Stats,
-    }
-
-    /// Starts `arch` with `workers` and `handler` in a forked child and waits until it listens.
-    pub fn start(arch: &str, workers: usize, handler: &str, reuseport: bool) -> Server {
-        let cfg = ServeConfig {
-            arch: find_arch(arch).unwrap(),
-            workers,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            handler: HandlerSpec::parse(handler).unwrap(),
-            reuseport,
-            cores: Vec::new(),
-            helpers: 1,
-            limits: Default::default(),
-        };
-        let stats = Stats::new(workers).unwrap();
-        let (r, w) = std::io::pipe().unwrap();
-        let child = fork_child(|| {
-            let mut w = &w;
-            let r = serve_with(&cfg, &stats, &mut |a| {
-                let _ = writeln!(w, "{a}");
-            });
-            if let Err(e) = r {
-                eprintln!("server failed: {e}");
-            }
-            1
-        })
-        .unwrap();
-        drop(w);
-        let mut line = String::new();
-        BufReader::new(r).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("server did not start: {line:?}"));
-        Server { child, addr, stats }
-    }
-
-    /// Pids whose parent is `ppid`, from `/proc/*/stat`.
-    pub fn children_of(ppid: i32) -> Vec<i32> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                continue;
-            };
-            let mut f = rest.split_whitespace();
-            let state = f.next();
-            if f.next().and_then(|p| p.parse::<i32>().ok()) == Some(ppid)
-                && state != Some("Z")
-                && state != Some("X")
-            {
-                out.push(pid);
-            }
-        }
-        out
-    }
-
-    /// Waits (up to 10 s) until `ppid` has exactly `n` live children; returns them.
-    pub fn wait_children(ppid: i32, n: usize) -> Vec<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let c = children_of(ppid);
-            if c.len() == n {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{ppid} has children {c:?}, not {n}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    impl Server {
-        /// Kills the server, then checks that every process it started has ended and that this
-        /// process has no child left.
-        pub fn stop(mut self) {
-            let master = self.child.pid();
-            let descendants = children_of(master);
-            self.child.kill_and_reap().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            for pid in descendants {
-                while !crate::sys::procfs::is_dead(pid) {
-                    assert!(
-                        Instant::now() < deadline,
-                        "process {pid} outlived its server"
-                    );
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-            assert!(children_of(master).is_empty());
-            assert_eq!(
-                waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
-                Err(Errno::ECHILD)
-            );
-        }
-
-        /// A fresh client connection.
-        pub fn connect(&self) -> TcpStream {
-            connect(self.addr)
-        }
-    }
-
-    /// A connection with generous timeouts (a hang fails the test instead of blocking it).
-    pub fn connect(addr: SocketAddr) -> TcpStream {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s.set_nodelay(true).unwrap();
-        s
-    }
-
-    pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    pub const GET_CLOSE: &[u8] = b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-
-    /// One parsed response.
-    #[derive(Debug)]
-    pub struct Resp {
-        pub status: u16,
-        pub close: bool,
-        pub body: Vec<u8>,
-    }
-
-    /// Reads one response from `s`, keeping bytes past it in `buf` for the next call.
-    pub fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Resp {
-        loop {
-            let mut h = [httparse::EMPTY_HEADER; 16];
-            let mut r = httparse::Response::new(&mut h);
-            if let httparse::Status::Complete(head) = r.parse(buf).unwrap() {
-                let mut len = 0usize;
-                let mut close = false;
-                for h in r.headers.iter() {
-                    let v = std::str::from_utf8(h.value).unwrap();
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        len = v.parse().unwrap();
-                    } else if h.name.eq_ignore_ascii_case("connection") {
-                        close = v.eq_ignore_ascii_case("close");
-                    }
-                }
-                let status = r.code.unwrap();
-                if buf.len() >= head + len {
-                    let body = buf[head..head + len].to_vec();
-                    buf.drain(..head + len);
-                    return Resp {
-                        status,
-                        close,
-                        body,
-                    };
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).expect("reading a response");
-            assert!(n > 0, "connection closed before a whole response");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// True when the server closed `s` (EOF) with nothing more to read.
-    pub fn closed(s: &mut TcpStream, buf: &[u8]) -> bool {
-        let mut b = [0u8; 64];
-        buf.is_empty() && matches!(s.read(&mut b), Ok(0))
-    }
-
-    /// Sends `req` on `s` and reads one response.
-    pub fn request(s: &mut TcpStream, req: &[u8]) -> Resp {
-        s.write_all(req).unwrap();
-        let mut buf = Vec::new();
-        let r = read_response(s, &mut buf);
-        assert!(buf.is_empty());
-        r
-    }
-
-    /// `conns` concurrent connections each doing `rounds` requests; all must get a 200.
-    pub fn many(addr: SocketAddr, conns: usize, rounds: usize) {
-        let mut socks: Vec<TcpStream> = (0..conns).map(|_| connect(addr)).collect();
-        let mut bufs = vec![Vec::new(); conns];
-        for _ in 0..rounds {
-            for s in socks.iter_mut() {
-                s.write_all(GET).unwrap();
-            }
-            for (s, b) in socks.iter_mut().zip(bufs.iter_mut()) {
-                let r = read_response(s, b);
-                assert_eq!(r.status, 200);
-                assert_eq!(r.body, super::OK_BODY);
-            }
-        }
-    }
-
-    /// The behaviour every architecture must have; `handler` must be `none`.
-    pub fn http_behaviour(srv: &Server) {
-        // A GET answers 200 with a body.
-        let mut s = srv.connect();
-        let r = request(&mut s, GET);
-        assert_eq!(
-            (r.status, r.close, r.body.as_slice()),
-            (200, false, super::OK_BODY)
-        );
-        // Keep-alive: two more on the same connection.
-        for _ in 0..2 {
-            assert_eq!(request(&mut s, GET).status, 200);
-        }
-        // Pipelined: three written at once are answered in order (the last asked to close).
-        let mut s = srv.connect();
-        let mut three = Vec::new();
-        three.extend_from_slice(GET);
-        three.extend_from_slice(GET);
-        three.extend_from_slice(GET_CLOSE);
-        s.write_all(&three).unwrap();
-        let mut buf = Vec::new();
-        let closes: Vec<bool> = (0..3)
-            .map(|_| {
-                let r = read_response(&mut s, &mut buf);
-                assert_eq!(r.status, 200);
-                r.close
-            })
-            .collect();
-        assert_eq!(closes, [false, false, true]);
-        assert!(closed(&mut s, &buf));
-        // A request split across writes is framed once whole.
-        let mut s = srv.connect();
-        s.write_all(&GET[..7]).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(request(&mut s, &GET[7..]).status, 200);
-        // Malformed: 400, then the server closes.
-        let mut s = srv.connect();
-        let r = request(&mut s, b"NOT HTTP AT ALL\r\n\r\n");
-        assert_eq!((r.status, r.close), (400, true));
-        assert!(closed(&mut s, &[]));
-        // Connection: close.
-        let mut s = srv.connect();
-        let r = request(&mut s, GET_CLOSE);
-        assert_eq!((r.status, r.close), (200, true));
-        assert!(closed(&mut s, &[]));
-        // A client that sends and half-closes still gets its answer.
-        let mut s = srv.connect();
-        s.write_all(GET).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(read_response(&mut s, &mut buf).status, 200);
-        assert!(closed(&mut s, &buf));
-        // 200 concurrent connections, 5 requests each.
-        many(srv.addr, 200, 5);
-    }
-
-    /// With a waiting handler (sleep, downstream), `conns` connections doing `rounds` requests
-    /// must all succeed, and the ops must overlap: the whole takes under a quarter of the sum of the
-    /// delays, which a server running one op at a time could not do.
-    pub fn multiplexes(srv: &Server, conns: usize, rounds: usize, delay: Duration) {
-        let t0 = Instant::now();
-        many(srv.addr, conns, rounds);
-        let took = t0.elapsed();
-        let serial = delay * (conns * rounds) as u32;
-        assert!(
-            took < serial / 4,
-            "{conns}x{rounds} ops of {delay:?} took {took:?}: not multiplexed (serial {serial:?})"
-        );
-    }
-
-    /// Opens `n` connections at once and gets one response on each (the 10k check).
-    pub fn hold(addr: SocketAddr, n: usize) {
-        crate::server::raise_nofile(n as u64 + 1000).unwrap();
-        let mut socks = Vec::with_capacity(n);
-        for i in 0..n {
-            let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            socks.push(s);
-        }
-        for s in socks.iter_mut() {
-            s.write_all(GET).unwrap();
-        }
-        let mut ok = 0;
-        for s in socks.iter_mut() {
-            let mut buf = Vec::new();
-            if read_response(s, &mut buf).status == 200 {
-                ok += 1;
-            }
-        }
-        assert_eq!(ok, n);
-        // And all of them are still open: a second round on each.
-        for s in socks.iter_mut() {
-            assert_eq!(request(s, GET).status, 200);
-        }
-        eprintln!("held {n} concurrent keep-alive connections, two requests each");
     }
 }
