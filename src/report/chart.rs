@@ -143,8 +143,12 @@ pub fn small(v: f64) -> String {
         super::table::si(v)
     } else if v.abs() >= 0.01 {
         format!("{v:.3}")
-    } else {
+    } else if v.abs() >= 0.0001 {
         format!("{v:.5}")
+    } else {
+        // Tiny but not zero (one switch in a million ops): keep two significant digits
+        // rather than print a misleading 0.00000.
+        format!("{v:.1e}")
     }
 }
 
