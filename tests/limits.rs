@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -260,24 +260,12 @@ ls -a "$MNT/out" > "$KEEP/ls"
 
 /// `concbench serve` (under `prefix`) and its address.
 fn serve(prefix: &[&str], arch: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(prefix[0])
-        .args(&prefix[1..])
+    let mut cmd = Command::new(prefix[0]);
+    cmd.args(&prefix[1..])
         .arg(bin())
         .args(["serve", "--arch", arch])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{arch}: unexpected first line {line:?}"))
-        .to_string();
-    (child, addr)
+        .stderr(Stdio::piped());
+    spawn_serve(cmd, arch)
 }
 
 fn get(s: &mut TcpStream) -> bool {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -38,21 +38,9 @@ fn serve(arch: &str, extra: &[&str]) -> Served {
         "none",
     ];
     args.extend_from_slice(extra);
-    let mut child = Command::new(bin())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{arch}: unexpected first line {line:?}"))
-        .to_string();
+    let mut cmd = Command::new(bin());
+    cmd.args(&args).stderr(Stdio::null());
+    let (child, addr) = spawn_serve(cmd, arch);
     Served { child, addr }
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -213,23 +213,11 @@ fn sigkill_mid_run_leaves_no_orphan_and_a_parsable_results_file() {
 /// Starts `concbench serve`, returns the child and its address.
 fn serve(arch: &str, workers: &str) -> (Child, String) {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(bin())
-        .args(["serve", "--arch", arch, "--workers", workers])
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--arch", arch, "--workers", workers])
         .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{arch}: unexpected first line {line:?}"))
-        .to_string();
-    (child, addr)
+        .stderr(Stdio::piped());
+    spawn_serve(cmd, arch)
 }
 
 /// A connection that has had one answer and stays open.

@@ -3,11 +3,28 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use concbench::report::json;
 use concbench::report::result::Results;
+
+/// Spawns a prepared `concbench serve` command with stdout piped and returns the child and
+/// the address from its first line (`listening on ADDR`). The caller sets args and stderr.
+pub fn spawn_serve(mut cmd: Command, what: &str) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{what}: unexpected first line {line:?}"))
+        .to_string();
+    (child, addr)
+}
 
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
