@@ -20,6 +20,7 @@ pub mod criterion;
 pub mod custom;
 pub mod fault;
 pub mod load;
+pub mod loop_timer;
 pub mod measure;
 pub mod mechanic;
 pub mod model;

@@ -28,20 +28,17 @@
 //! happens before the run's start; warmup and drain are outside every figure except the
 //! run totals.
 
+use crate::loop_timer::LoopTimer;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::frame::{FrameError, Framer, Step};
 use super::{ErrorCounts, ErrorKind as Kind};
@@ -279,17 +276,7 @@ impl<'a> Loop<'a> {
     }
 
     fn run(&mut self) -> Result<(), String> {
-        let timer = TimerFd::new(
-            ClockId::CLOCK_MONOTONIC,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )
-        .map_err(|e| format!("timerfd_create: {e}"))?;
-        let timer_fd = timer.as_fd().as_raw_fd();
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)
-            .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
-        let mut armed: Option<Instant> = None;
+        let mut timer = LoopTimer::new(self.poll.registry(), TIMER)?;
         let mut events = Events::with_capacity(self.conns.len().clamp(16, 1024));
 
         let now = Instant::now();
@@ -336,19 +323,8 @@ impl<'a> Loop<'a> {
             {
                 wake = Some(wake.map_or(edge, |w| w.min(edge)));
             }
-            if let Some(due) = wake
-                && armed != Some(due)
-            {
-                let left = due
-                    .saturating_duration_since(now)
-                    .max(Duration::from_nanos(1));
-                timer
-                    .set(
-                        Expiration::OneShot(TimeSpec::from_duration(left)),
-                        TimerSetTimeFlags::empty(),
-                    )
-                    .map_err(|e| format!("timerfd_settime: {e}"))?;
-                armed = Some(due);
+            if let Some(due) = wake {
+                timer.arm(due)?;
             }
             match self.poll.poll(&mut events, Some(SLICE)) {
                 Ok(()) => {}
@@ -357,7 +333,7 @@ impl<'a> Loop<'a> {
             }
             for ev in events.iter() {
                 if ev.token() == TIMER {
-                    armed = None;
+                    timer.fired();
                     continue;
                 }
                 let i = ev.token().0;

@@ -14,15 +14,14 @@
 //! open loop: its due time) to the clock read after `Step::Done`, so it includes the time the
 //! task waited in the ready queue behind other tasks of the same loop.
 
+use crate::loop_timer::LoopTimer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::worker::Schedule;
 use crate::measure::recorder::Recorder;
@@ -41,16 +40,7 @@ pub fn run(
     let n = tasks.len();
     let mut poll = Poll::new().map_err(|e| format!("epoll_create: {e}"))?;
     let mut events = Events::with_capacity(n.clamp(16, 1024));
-    let timer = TimerFd::new(
-        ClockId::CLOCK_MONOTONIC,
-        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-    )
-    .map_err(|e| format!("timerfd_create: {e}"))?;
-    let timer_fd = timer.as_fd().as_raw_fd();
-    poll.registry()
-        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)
-        .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
-    let mut armed: Option<Instant> = None;
+    let mut timer = LoopTimer::new(poll.registry(), TIMER)?;
 
     let start = Instant::now();
     let interval = schedule.interval();
@@ -123,19 +113,8 @@ pub fn run(
         let timeout = if !ready.is_empty() {
             Duration::ZERO
         } else {
-            if let Some(&Reverse((due, _))) = timers.peek()
-                && armed != Some(due)
-            {
-                let left = due
-                    .saturating_duration_since(now)
-                    .max(Duration::from_nanos(1));
-                timer
-                    .set(
-                        Expiration::OneShot(TimeSpec::from_duration(left)),
-                        TimerSetTimeFlags::empty(),
-                    )
-                    .map_err(|e| format!("timerfd_settime: {e}"))?;
-                armed = Some(due);
+            if let Some(&Reverse((due, _))) = timers.peek() {
+                timer.arm(due)?;
             }
             SLICE
         };
@@ -146,7 +125,7 @@ pub fn run(
         }
         for ev in events.iter() {
             if ev.token() == TIMER {
-                armed = None;
+                timer.fired();
                 continue;
             }
             let i = ev.token().0;

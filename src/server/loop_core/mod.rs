@@ -44,17 +44,16 @@
 //! ready in the same wake-up. Waiting ops (a downstream call, a sleep) cost nothing while they
 //! wait; CPU ops and disk I/O inside a step stall every connection of the loop.
 
+use crate::loop_timer::LoopTimer;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::guard::{self, ConnClock, Expiry};
 use super::handler::Handler;
@@ -195,15 +194,7 @@ pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Resul
             .register(l, Token(LISTENER_BASE - i), Interest::READABLE)
             .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
     }
-    let timer = TimerFd::new(
-        ClockId::CLOCK_MONOTONIC,
-        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-    )
-    .map_err(|e| format!("timerfd_create: {e}"))?;
-    let timer_fd = timer.as_fd().as_raw_fd();
-    poll.registry()
-        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)
-        .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
+    let mut timer = LoopTimer::new(poll.registry(), TIMER)?;
 
     let mut ok_keep_alive = Vec::new();
     write_response(&mut ok_keep_alive, 200, OK_BODY, true);
@@ -224,7 +215,6 @@ pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Resul
     };
     let sweep_every = guard::sweep_every(&cfg.limits);
     let mut events = Events::with_capacity(1024);
-    let mut armed: Option<Instant> = None;
     let mut next_sweep = Instant::now() + sweep_every;
     // Set when accept failed for lack of descriptors: retry soon (no new edge may come).
     let mut accept_retry = false;
@@ -232,19 +222,8 @@ pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Resul
     loop {
         // The timerfd wakes us for task deadlines; the poll timeout only paces the idle sweep
         // and accept retries.
-        if let Some(&Reverse((due, _, _))) = lp.timers.peek()
-            && armed != Some(due)
-        {
-            let left = due
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_nanos(1)); // zero would disarm it
-            timer
-                .set(
-                    Expiration::OneShot(TimeSpec::from_duration(left)),
-                    TimerSetTimeFlags::empty(),
-                )
-                .map_err(|e| format!("timerfd_settime: {e}"))?;
-            armed = Some(due);
+        if let Some(&Reverse((due, _, _))) = lp.timers.peek() {
+            timer.arm(due)?;
         }
         let timeout = if accept_retry {
             Duration::from_millis(10)
@@ -266,8 +245,7 @@ pub fn run(cfg: &LoopConfig<'_>, listeners: Vec<std::net::TcpListener>) -> Resul
         for ev in events.iter() {
             let t = ev.token().0;
             if t == TIMER.0 {
-                let _ = timer.wait(); // clears the expiration count (non-blocking)
-                armed = None;
+                timer.fired_and_cleared();
             } else if t > LISTENER_BASE - MAX_LISTENERS {
                 if let Some(l) = listeners.get(LISTENER_BASE - t) {
                     accept_retry |= lp.accept_all(l);

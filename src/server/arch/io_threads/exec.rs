@@ -5,15 +5,14 @@
 //! main thread goes on with other connections meanwhile, so waiting ops overlap while CPU
 //! steps stay serialised on the one thread, as in Redis.
 
+use crate::loop_timer::LoopTimer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::RawFd;
+use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Token};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::{Framed, IoConn};
 use crate::server::Stats;
@@ -101,8 +100,7 @@ impl Exec {
 /// What executes ops: the timer heap, the in-flight count, the handler.
 pub(super) struct Ops<'a> {
     registry: Registry,
-    timer: TimerFd,
-    armed: Option<Instant>,
+    timer: LoopTimer,
     /// (deadline, slot, generation), earliest first.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     handler: &'a Handler,
@@ -114,26 +112,14 @@ pub(super) struct Ops<'a> {
 impl<'a> Ops<'a> {
     /// Creates the timerfd and registers it on `poll`.
     pub(super) fn new(poll: &Poll, handler: &'a Handler, stats: &'a Stats) -> Result<Self, String> {
-        let timer = TimerFd::new(
-            ClockId::CLOCK_MONOTONIC,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )
-        .map_err(|e| format!("timerfd_create: {e}"))?;
         let registry = poll
             .registry()
             .try_clone()
             .map_err(|e| format!("dup(epoll): {e}"))?;
-        registry
-            .register(
-                &mut SourceFd(&timer.as_fd().as_raw_fd()),
-                TIMER,
-                Interest::READABLE,
-            )
-            .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
+        let timer = LoopTimer::new(&registry, TIMER)?;
         Ok(Self {
             registry,
             timer,
-            armed: None,
             timers: BinaryHeap::new(),
             handler,
             stats,
@@ -144,27 +130,15 @@ impl<'a> Ops<'a> {
 
     /// Arms the timerfd for the earliest deadline (if it changed).
     pub(super) fn arm_timer(&mut self) -> Result<(), String> {
-        if let Some(&Reverse((due, _, _))) = self.timers.peek()
-            && self.armed != Some(due)
-        {
-            let left = due
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_nanos(1)); // zero would disarm it
-            self.timer
-                .set(
-                    Expiration::OneShot(TimeSpec::from_duration(left)),
-                    TimerSetTimeFlags::empty(),
-                )
-                .map_err(|e| format!("timerfd_settime: {e}"))?;
-            self.armed = Some(due);
+        if let Some(&Reverse((due, _, _))) = self.timers.peek() {
+            self.timer.arm(due)?;
         }
         Ok(())
     }
 
     /// The timerfd fired: clear it.
     pub(super) fn timer_fired(&mut self) {
-        let _ = self.timer.wait(); // non-blocking: clears the expiration count
-        self.armed = None;
+        self.timer.fired_and_cleared();
     }
 
     /// Slots whose sleep ended (with their generation), to step again; the caller passes

@@ -45,10 +45,11 @@
 //! whole `header_timeout` after its first byte (408) or that stayed idle for `idle_timeout`;
 //! past `max_conns` connections a new one is answered 503 and closed.
 
+use crate::loop_timer::LoopTimer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::ErrorKind;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,8 +57,6 @@ use crossbeam::channel::{Receiver, Sender, unbounded};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::server::conn_io::{MAX_PENDING, RBUF_CAP};
 use crate::server::guard::{self, ConnClock, Expiry};
@@ -232,35 +231,14 @@ impl Server<'_> {
             .registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
-        let timer = TimerFd::new(
-            ClockId::CLOCK_MONOTONIC,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )
-        .map_err(|e| format!("timerfd_create: {e}"))?;
-        let timer_fd = timer.as_fd().as_raw_fd();
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)
-            .map_err(|e| format!("epoll_ctl(timerfd): {e}"))?;
-        let mut armed: Option<Instant> = None;
+        let mut timer = LoopTimer::new(self.poll.registry(), TIMER)?;
         let mut events = Events::with_capacity(1024);
         let mut accepted = 0usize;
         let sweep_every = guard::sweep_every(&self.limits);
         let mut next_sweep = Instant::now() + sweep_every;
         loop {
-            if let Some(&Reverse((due, _, _))) = self.timers.peek()
-                && armed != Some(due)
-            {
-                let left = due
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_nanos(1));
-                timer
-                    .set(
-                        Expiration::OneShot(TimeSpec::from_duration(left)),
-                        TimerSetTimeFlags::empty(),
-                    )
-                    .map_err(|e| format!("timerfd_settime: {e}"))?;
-                armed = Some(due);
+            if let Some(&Reverse((due, _, _))) = self.timers.peek() {
+                timer.arm(due)?;
             }
             let timeout = next_sweep.saturating_duration_since(Instant::now());
             match self
@@ -276,8 +254,7 @@ impl Server<'_> {
                     LISTENER => self.accept_all(&listener, &mut accepted)?,
                     WAKER => {}
                     TIMER => {
-                        let _ = timer.wait();
-                        armed = None;
+                        timer.fired_and_cleared();
                     }
                     Token(t) => {
                         let slot = t / 2;
