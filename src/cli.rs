@@ -339,6 +339,29 @@ fn serve(
         },
         helpers: helpers.max(1),
         limits,
+        scratch: std::path::PathBuf::new(),
+    };
+    // The handler's files live in a directory this process (the supervisor) owns, so they go
+    // when it exits even though the server itself is ended with SIGKILL.
+    // (`none` needs no files: no directory, so nothing to leave behind if this is SIGKILLed.)
+    let scratch = match cfg.handler.workload {
+        None => None,
+        Some(_) => match tempfile::Builder::new()
+            .prefix("concbench-serve-")
+            .tempdir()
+        {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("Error: creating a scratch directory: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let cfg = crate::server::ServeConfig {
+        scratch: scratch
+            .as_ref()
+            .map_or_else(std::env::temp_dir, |d| d.path().to_path_buf()),
+        ..cfg
     };
     crate::stop::serve(&cfg)
 }

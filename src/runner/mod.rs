@@ -17,7 +17,7 @@ pub mod server;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
@@ -125,6 +125,10 @@ pub fn run_suite(suite: &Suite, opts: &RunOptions) -> anyhow::Result<Results> {
     };
     if !opts.skip_idle_wait {
         noise::wait_for_idle(&suite.noise);
+    }
+    let swept = sweep_stale_scratch(&std::env::temp_dir());
+    if swept > 0 && opts.progress {
+        eprintln!("concbench: removed {swept} scratch directories left by killed runs");
     }
     let env = WindowEnv {
         timing,
@@ -319,10 +323,61 @@ fn new_results(suite: &Suite, machine: &Machine, spin_ns_per_iter: f64) -> Resul
 /// fault that kills the whole host is recorded as `process-lost`, not as a failure.
 pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
     let budget = window_budget(env.timing, env.window_timeout);
+    let (_scratch, env) = &window_scratch(env)?;
     let Some(spec) = c.params.fault() else {
         return in_host(budget, || measure_once(c, env));
     };
     crate::fault::outcome::run_fault_window(c, env, spec, budget)
+}
+
+/// Window scratch directories are `concbench-window-PID-XXXXXX`, PID the harness's.
+const WINDOW_PREFIX: &str = "concbench-window-";
+
+/// Removes the window scratch directories that harnesses killed with SIGKILL left in `root`
+/// (their PID no longer runs); returns how many. Directories of live harnesses are kept.
+pub fn sweep_stale_scratch(root: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WINDOW_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// A scratch directory for one window, made and removed by the harness itself: the cell host
+/// and everything below it (workload files, a server's handler files) put their files in it,
+/// and since the host may be SIGKILLed (watchdog, fault, signal) or end with `_exit`, none of
+/// them can be trusted to clean up. The directory goes when the returned guard drops, after
+/// the host was reaped. Returns the guard and `env` pointing at the directory.
+pub fn window_scratch(env: &WindowEnv) -> Result<(tempfile::TempDir, WindowEnv), WindowError> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{WINDOW_PREFIX}{}-", std::process::id()))
+        .tempdir_in(&env.scratch_root)
+        .map_err(|e| {
+            WindowError::Failed(crate::sys::limits::explain(format!(
+                "creating a scratch directory in {}: {e}",
+                env.scratch_root.display()
+            )))
+        })?;
+    let env = WindowEnv {
+        scratch_root: dir.path().to_path_buf(),
+        ..env.clone()
+    };
+    Ok((dir, env))
 }
 
 /// Runs `body` in a freshly forked, single-threaded host process and returns what it sent

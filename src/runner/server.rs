@@ -77,6 +77,7 @@ pub fn run_server_window(s: &ServerCell, env: &WindowEnv) -> Result<ServerSample
         + env
             .window_timeout
             .unwrap_or(START_TIMEOUT + Duration::from_secs(30));
+    let (_scratch, env) = &super::window_scratch(env)?;
     in_host(budget, || measure_server(s, env))
 }
 
@@ -143,6 +144,7 @@ fn measure_server(s: &ServerCell, env: &WindowEnv) -> Result<ServerSample, Strin
         cores: server_cores.clone(),
         helpers: s.helpers,
         limits: Default::default(),
+        scratch: env.scratch_root.clone(),
     };
     let stats = Stats::new(s.workers).map_err(|e| format!("mapping counters: {e}"))?;
     let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;

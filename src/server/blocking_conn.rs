@@ -233,6 +233,9 @@ pub(crate) mod testkit {
         pub child: Child,
         pub addr: SocketAddr,
         pub stats: Stats,
+        /// The handler's files: removed after `child` (declared first, dropped first) is
+        /// killed and reaped.
+        _scratch: tempfile::TempDir,
     }
 
     /// Forks a server for `arch` with `handler` and `helpers`, and waits for its address.
@@ -257,6 +260,12 @@ pub(crate) mod testkit {
             cores: Vec::new(),
             helpers,
             limits,
+            scratch: std::path::PathBuf::new(),
+        };
+        let scratch = tempfile::tempdir().unwrap();
+        let cfg = ServeConfig {
+            scratch: scratch.path().to_path_buf(),
+            ..cfg
         };
         let stats = Stats::new(cfg.workers).unwrap();
         let (reader, writer) = std::io::pipe().unwrap();
@@ -278,7 +287,12 @@ pub(crate) mod testkit {
             .trim()
             .parse()
             .unwrap_or_else(|e| panic!("server sent no address ({e}): {line:?}"));
-        Server { child, addr, stats }
+        Server {
+            child,
+            addr,
+            stats,
+            _scratch: scratch,
+        }
     }
 
     /// Connects with timeouts so a broken server fails the test instead of hanging it.

@@ -66,7 +66,11 @@ pub struct Handler {
 
 impl Handler {
     /// Builds and prepares the workload. Call before creating workers.
-    pub fn prepare(spec: &HandlerSpec, connections_hint: usize) -> Result<Handler, String> {
+    pub fn prepare(
+        spec: &HandlerSpec,
+        connections_hint: usize,
+        scratch_root: &std::path::Path,
+    ) -> Result<Handler, String> {
         let Some(def) = spec.workload else {
             return Ok(Handler {
                 workload: None,
@@ -76,7 +80,7 @@ impl Handler {
         let (_, mut wl) = workload::build(def, &spec.params_raw)?;
         let scratch = tempfile::Builder::new()
             .prefix("concbench-serve-")
-            .tempdir()
+            .tempdir_in(scratch_root)
             .map_err(|e| format!("creating the handler's scratch directory: {e}"))?;
         wl.prepare(&PrepareEnv::new(
             scratch.path().to_path_buf(),

@@ -92,6 +92,10 @@ pub struct ServeConfig {
     pub helpers: usize,
     /// Request size limits.
     pub limits: Limits,
+    /// Where the handler makes its scratch directory (files of `fsync`, `file_read`). The
+    /// process that forks the server owns it and removes it after reaping the server: a
+    /// server ended by SIGKILL cannot clean up after itself.
+    pub scratch: std::path::PathBuf,
 }
 
 /// Per-worker request and connection counts, shared with whoever forked the server, and two
@@ -263,7 +267,7 @@ pub fn serve_with(
     let listener =
         bind_listener(cfg.addr, cfg.reuseport).map_err(|e| format!("binding {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let handler = Handler::prepare(&cfg.handler, 1024)?;
+    let handler = Handler::prepare(&cfg.handler, 1024, &cfg.scratch)?;
     on_ready(addr);
     (cfg.arch.run)(&ServerCtx {
         cfg,

@@ -17,6 +17,9 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub stats: Stats,
+    /// The handler's files: removed after `child` (declared first, dropped first) is killed
+    /// and reaped.
+    _scratch: tempfile::TempDir,
 }
 
 /// Starts `arch` with `workers` and `handler` in a forked child and waits until it listens.
@@ -30,6 +33,12 @@ pub fn start(arch: &str, workers: usize, handler: &str, reuseport: bool) -> Serv
         cores: Vec::new(),
         helpers: 1,
         limits: Default::default(),
+        scratch: std::path::PathBuf::new(),
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig {
+        scratch: scratch.path().to_path_buf(),
+        ..cfg
     };
     let stats = Stats::new(workers).unwrap();
     let (r, w) = std::io::pipe().unwrap();
@@ -51,7 +60,12 @@ pub fn start(arch: &str, workers: usize, handler: &str, reuseport: bool) -> Serv
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("server did not start: {line:?}"));
-    Server { child, addr, stats }
+    Server {
+        child,
+        addr,
+        stats,
+        _scratch: scratch,
+    }
 }
 
 /// Pids whose parent is `ppid`, from `/proc/*/stat`.
