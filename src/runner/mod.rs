@@ -330,7 +330,7 @@ pub fn run_window(c: &Cell, env: &WindowEnv) -> Result<RunSample, WindowError> {
     crate::fault::outcome::run_fault_window(c, env, spec, budget)
 }
 
-/// Window scratch directories are `concbench-window-PID-XXXXXX`, PID the harness's.
+/// Window scratch directories are `concbench-window-PID-<random>`, PID the harness's.
 const WINDOW_PREFIX: &str = "concbench-window-";
 
 /// Removes the window scratch directories that harnesses killed with SIGKILL left in `root`

@@ -9,6 +9,25 @@ use mio::net::TcpStream;
 
 use super::http::{Limits, Parse, parse_request};
 
+/// A non-blocking mio copy (`dup`) of the server's shared listener, registered for `token`.
+pub(crate) fn register_listener(
+    listener: &std::net::TcpListener,
+    registry: &mio::Registry,
+    token: mio::Token,
+) -> Result<mio::net::TcpListener, String> {
+    let std_listener = listener
+        .try_clone()
+        .map_err(|e| format!("dup(listener): {e}"))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let mut listener = mio::net::TcpListener::from_std(std_listener);
+    registry
+        .register(&mut listener, token, mio::Interest::READABLE)
+        .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
+    Ok(listener)
+}
+
 /// Framed requests a connection may queue before the loop stops reading it.
 pub const MAX_PENDING: usize = 256;
 /// Unframed bytes a connection may hold before the loop stops reading it.

@@ -40,7 +40,9 @@ use crossbeam::channel::{Receiver, Sender, unbounded};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::server::conn_io::{MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into};
+use crate::server::conn_io::{
+    MAX_PENDING, RBUF_CAP, flush_into, read_and_frame_into, register_listener,
+};
 use crate::server::guard::{self, Expiry};
 use crate::server::http::{Limits, Parse, Refusal};
 use crate::server::{ArchDef, ServerCtx};
@@ -210,19 +212,7 @@ fn mark(flag: &mut bool, list: &mut Vec<usize>, slot: usize) {
 
 impl Main<'_> {
     fn serve(&mut self) -> Result<(), String> {
-        let std_listener = self
-            .ctx
-            .listener
-            .try_clone()
-            .map_err(|e| format!("dup(listener): {e}"))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
-        let mut listener = TcpListener::from_std(std_listener);
-        self.poll
-            .registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
+        let listener = register_listener(&self.ctx.listener, self.poll.registry(), LISTENER)?;
         let limits = self.ctx.cfg.limits;
         let sweep_every = guard::sweep_every(&limits);
         let mut next_sweep = Instant::now() + sweep_every;

@@ -58,7 +58,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::server::conn_io::{MAX_PENDING, RBUF_CAP};
+use crate::server::conn_io::{MAX_PENDING, RBUF_CAP, register_listener};
 use crate::server::guard::{self, ConnClock, Expiry};
 use crate::server::handler::Handler;
 use crate::server::http::{Limits, Refusal, write_response};
@@ -219,18 +219,7 @@ fn run(ctx: &ServerCtx<'_>) -> Result<(), String> {
 
 impl Server<'_> {
     fn serve(&mut self, ctx: &ServerCtx<'_>, done: &Receiver<Finished>) -> Result<(), String> {
-        let std_listener = ctx
-            .listener
-            .try_clone()
-            .map_err(|e| format!("dup(listener): {e}"))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
-        let mut listener = TcpListener::from_std(std_listener);
-        self.poll
-            .registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| format!("epoll_ctl(listener): {e}"))?;
+        let listener = register_listener(&ctx.listener, self.poll.registry(), LISTENER)?;
         let mut timer = LoopTimer::new(self.poll.registry(), TIMER)?;
         let mut events = Events::with_capacity(1024);
         let mut accepted = 0usize;
